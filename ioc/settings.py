@@ -1,0 +1,121 @@
+"""Entry-point configuration: one frozen settings object built from IOC_* environment variables."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+PREFIX = "IOC_"
+_TOPIC_PREFIX_RE = re.compile(r"^[A-Za-z0-9._-]*$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
+
+
+class SettingsError(ValueError):
+    """A bad configuration value; the message is one line naming the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the entry points need; built once from the environment and passed down."""
+
+    database_url: str | None = None
+    kafka_bootstrap: str | None = None
+    topic_prefix: str = ""
+    consumer_group: str = "ioc-ingest"
+    city_pack: str = "halong"
+    dashboard_host: str = "127.0.0.1"
+    dashboard_port: int = 8050
+    data_dir: Path = Path(".ioc")
+    dashboard_debug: bool = False
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read IOC_* variables; unknown IOC_ names and bad values raise SettingsError."""
+        env = os.environ if environ is None else environ
+        known = {PREFIX + f.name.upper() for f in fields(cls)}
+        unknown = sorted(k for k in env if k.startswith(PREFIX) and k not in known)
+        if unknown:
+            raise SettingsError(
+                f"unknown setting {unknown[0]} (known: {', '.join(sorted(known))})"
+            )
+        values: dict[str, object] = {}
+        for name in ("database_url", "kafka_bootstrap"):
+            raw = env.get(PREFIX + name.upper())
+            if raw is not None and raw.strip():
+                values[name] = raw.strip()
+        if (raw := env.get("IOC_TOPIC_PREFIX")) is not None:
+            if not _TOPIC_PREFIX_RE.match(raw):
+                raise SettingsError(
+                    f"IOC_TOPIC_PREFIX={raw!r} may hold only letters, digits, '.', '_' and '-'"
+                )
+            values["topic_prefix"] = raw
+        for name in ("consumer_group", "city_pack"):
+            raw = env.get(PREFIX + name.upper())
+            if raw is not None:
+                if not _NAME_RE.match(raw):
+                    raise SettingsError(
+                        f"{PREFIX}{name.upper()}={raw!r} must be a non-empty name of letters, "
+                        "digits, '.', '_' or '-'"
+                    )
+                values[name] = raw
+        if (raw := env.get("IOC_DASHBOARD_HOST")) is not None:
+            if not raw.strip():
+                raise SettingsError("IOC_DASHBOARD_HOST is empty; give a host such as 127.0.0.1")
+            values["dashboard_host"] = raw.strip()
+        if (raw := env.get("IOC_DASHBOARD_PORT")) is not None:
+            values["dashboard_port"] = parse_port("IOC_DASHBOARD_PORT", raw)
+        if (raw := env.get("IOC_DATA_DIR")) is not None:
+            if not raw.strip():
+                raise SettingsError("IOC_DATA_DIR is empty; give a directory path")
+            values["data_dir"] = Path(raw).expanduser()
+        if (raw := env.get("IOC_DASHBOARD_DEBUG")) is not None:
+            values["dashboard_debug"] = parse_bool("IOC_DASHBOARD_DEBUG", raw)
+        if "kafka_bootstrap" in values:
+            check_bootstrap("IOC_KAFKA_BOOTSTRAP", str(values["kafka_bootstrap"]))
+        if "database_url" in values:
+            check_database_url("IOC_DATABASE_URL", str(values["database_url"]))
+        return cls(**values)  # type: ignore[arg-type]
+
+    def topic(self, base: str) -> str:
+        """The full topic name for a feed's base topic, e.g. ioc.payments.v1."""
+        return self.topic_prefix + base
+
+
+def parse_port(name: str, raw: str) -> int:
+    """A TCP port 1..65535, or SettingsError naming the variable."""
+    try:
+        port = int(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a port number (1-65535)") from None
+    if not 1 <= port <= 65535:
+        raise SettingsError(f"{name}={raw!r} is out of range (1-65535)")
+    return port
+
+
+def parse_bool(name: str, raw: str) -> bool:
+    """Common spellings of true/false, or SettingsError naming the variable."""
+    low = raw.strip().lower()
+    if low in {"1", "true", "yes", "on"}:
+        return True
+    if low in {"0", "false", "no", "off", ""}:
+        return False
+    raise SettingsError(f"{name}={raw!r} is not a boolean (use true or false)")
+
+
+def check_bootstrap(name: str, raw: str) -> None:
+    """host:port[,host:port...] or SettingsError."""
+    for part in raw.split(","):
+        host, sep, port = part.strip().rpartition(":")
+        if not sep or not host:
+            raise SettingsError(f"{name}={raw!r} must be host:port[,host:port...]")
+        parse_port(name, port)
+
+
+def check_database_url(name: str, raw: str) -> None:
+    """A postgresql:// URL or a libpq key=value string, or SettingsError."""
+    if raw.startswith(("postgresql://", "postgres://")) or "=" in raw:
+        return
+    raise SettingsError(f"{name}={raw!r} must be a postgresql:// URL or libpq key=value string")

@@ -1,0 +1,1 @@
+"""Stream step of the data path: Kafka wrappers, the topic registry and one consumer per feed."""
