@@ -44,7 +44,9 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     """The full parser, with every registered sub-command."""
     parser = _Parser(prog="ioc", description="Smart-city IOC dashboard: services, data, feeds.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    sub: argparse._SubParsersAction[argparse.ArgumentParser] = parser.add_subparsers(
+        dest="command", required=True, parser_class=_Parser
+    )
     for name in COMMAND_MODULES:
         try:
             module = importlib.import_module(name)

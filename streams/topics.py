@@ -1,4 +1,4 @@
-"""Topic registry: one name per feed, the topic it travels on and the field that keys its messages."""
+"""Topic step: one name per feed, the topic it travels on and the field that keys it."""
 
 from __future__ import annotations
 

@@ -1,0 +1,1 @@
+"""Table step of the data path: connections, the migration runner and database roles."""

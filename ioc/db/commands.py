@@ -1,0 +1,70 @@
+"""Entry point for the table step: `ioc db migrate` and `ioc db status`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import psycopg
+
+from ioc.cli import CommandError
+from ioc.db.connect import NoDatabaseError, database_url
+from ioc.db.migrate import MigrationError, default_sql_dir, migrate, pending
+from ioc.settings import Settings
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `ioc db ...`."""
+    parser = sub.add_parser("db", help="database schema: apply and inspect migrations")
+    dbsub = parser.add_subparsers(dest="db_command", required=True)
+    for name, helptext in (
+        ("migrate", "apply pending sql/NNN_*.sql migrations in order"),
+        ("status", "list applied and pending migrations"),
+    ):
+        p = dbsub.add_parser(name, help=helptext)
+        p.add_argument("--schema", default="public", help="target schema (default: public)")
+        p.add_argument("--sql-dir", type=Path, default=None, help="migrations directory")
+        p.set_defaults(func=_run_migrate if name == "migrate" else _run_status)
+
+
+def _url(settings: Settings) -> str:
+    try:
+        return database_url(settings, "admin")
+    except NoDatabaseError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def _run_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        result = migrate(_url(settings), schema=args.schema, sql_dir=args.sql_dir)
+    except MigrationError as exc:
+        raise CommandError(str(exc)) from None
+    except psycopg.OperationalError as exc:
+        raise CommandError(f"cannot reach the database: {_first_line(exc)}") from None
+    mode = "TimescaleDB" if result.timescaledb else "plain PostgreSQL (no TimescaleDB)"
+    done = ", ".join(f"{v:03d}" for v in result.applied) or "nothing"
+    print(
+        f"migrations in schema {args.schema}: applied {done}; "
+        f"{len(result.skipped)} already applied; {mode}"
+    )
+    return 0
+
+
+def _run_status(args: argparse.Namespace, settings: Settings) -> int:
+    sql_dir = args.sql_dir or default_sql_dir()
+    try:
+        todo = pending(_url(settings), schema=args.schema, sql_dir=sql_dir)
+    except MigrationError as exc:
+        raise CommandError(str(exc)) from None
+    except psycopg.OperationalError as exc:
+        raise CommandError(f"cannot reach the database: {_first_line(exc)}") from None
+    if not todo:
+        print(f"schema {args.schema}: up to date")
+    for mig in todo:
+        print(f"pending {mig.version:03d} {mig.name}")
+    return 0
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
