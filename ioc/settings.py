@@ -28,6 +28,7 @@ class Settings:
     city_pack: str = "halong"
     dashboard_host: str = "127.0.0.1"
     dashboard_port: int = 8050
+    db_schema: str = "public"
     data_dir: Path = Path(".ioc")
     dashboard_debug: bool = False
 
@@ -38,9 +39,7 @@ class Settings:
         known = {PREFIX + f.name.upper() for f in fields(cls)}
         unknown = sorted(k for k in env if k.startswith(PREFIX) and k not in known)
         if unknown:
-            raise SettingsError(
-                f"unknown setting {unknown[0]} (known: {', '.join(sorted(known))})"
-            )
+            raise SettingsError(f"unknown setting {unknown[0]} (known: {', '.join(sorted(known))})")
         values: dict[str, object] = {}
         for name in ("database_url", "kafka_bootstrap"):
             raw = env.get(PREFIX + name.upper())
@@ -52,7 +51,7 @@ class Settings:
                     f"IOC_TOPIC_PREFIX={raw!r} may hold only letters, digits, '.', '_' and '-'"
                 )
             values["topic_prefix"] = raw
-        for name in ("consumer_group", "city_pack"):
+        for name in ("consumer_group", "city_pack", "db_schema"):
             raw = env.get(PREFIX + name.upper())
             if raw is not None:
                 if not _NAME_RE.match(raw):

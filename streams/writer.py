@@ -1,0 +1,43 @@
+"""Consumer step: the contract between the ingest loop and each feed's table writer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+import psycopg
+
+from ioc.contracts import Event
+from streams.source import DeadLetter, SourceRecord
+from streams.topics import Feed
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A record whose bytes decoded into a valid event of its feed."""
+
+    record: SourceRecord
+    event: Event
+
+
+@dataclass(slots=True)
+class WriteResult:
+    """What one feed's share of a batch did to the tables."""
+
+    inserted: int = 0
+    duplicates: int = 0
+    dead: list[DeadLetter] = field(default_factory=list)
+    last_event_time: datetime | None = None
+
+
+class FeedWriter(Protocol):
+    """Writes one feed's accepted events inside the caller's open transaction."""
+
+    @property
+    def feed(self) -> Feed: ...
+
+    def write(self, conn: psycopg.Connection[Any], batch: Sequence[Accepted]) -> WriteResult:
+        """Store the events, update case state and rollups; return impossible ones as dead."""
+        ...
