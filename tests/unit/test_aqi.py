@@ -86,8 +86,7 @@ def test_nowcast_skips_missing_hours_and_older_than_twelve() -> None:
     # w = 30/60 = 0.5; hours 0, 2 present: (60 + 0.25*30) / 1.25
     assert nowcast([60.0, None, 30.0]) == pytest.approx(67.5 / 1.25)
     # The 13th hour (age 12) is outside the window, so cmin stays 30.
-    series: list[float | None] = [30.0] * 12 + [1.0]
-    assert nowcast(series) == pytest.approx(30.0)
+    assert nowcast([30.0] * 12 + [1.0]) == pytest.approx(30.0)
 
 
 @pytest.mark.parametrize(
