@@ -1,0 +1,107 @@
+"""Consumer step of the payments feed: ioc.payments.v1 into payment_events and its rollups."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+import psycopg
+
+from ioc.contracts import PUBLIC_COUNTER_TYPES, PaymentEvent
+from streams.storage import stage_rows
+from streams.topics import BY_NAME, Feed
+from streams.writer import Accepted, WriteResult
+
+EVENT_COLUMNS: Final = (
+    "event_id",
+    "event_time",
+    "ward_code",
+    "payment_id",
+    "merchant_id",
+    "merchant_type",
+    "channel",
+    "amount_vnd",
+    "status",
+)
+
+# One statement moves the staged batch into the raw table and adds only the rows that were new
+# (RETURNING skips redelivered duplicates) to the hourly rollup and to the merchant-day table.
+# Public counters are merchant types public_service_fee and tax; cashless is any channel but cash
+# (ioc.contracts.payments: PUBLIC_COUNTER_TYPES, is_cashless).
+INSERT_AND_ROLL_UP: Final = """
+WITH ins AS (
+    INSERT INTO payment_events (event_id, event_time, ward_code, payment_id, merchant_id,
+                                merchant_type, channel, amount_vnd, status)
+    SELECT event_id, event_time, ward_code, payment_id, merchant_id, merchant_type, channel,
+           amount_vnd, status
+    FROM stage_payment_events
+    ON CONFLICT (event_id, event_time) DO NOTHING
+    RETURNING event_time, ward_code, merchant_id, merchant_type, channel, amount_vnd, status
+), stats AS (
+    INSERT INTO payment_stats_hourly AS s (ward_code, bucket, transactions, amount_vnd,
+                                           public_total, public_cashless, failed)
+    SELECT ward_code, date_trunc('hour', event_time),
+           count(*) FILTER (WHERE status = 'succeeded'),
+           coalesce(sum(amount_vnd) FILTER (WHERE status = 'succeeded'), 0),
+           count(*) FILTER (WHERE status = 'succeeded'
+                            AND merchant_type = ANY(%(public_types)s)),
+           count(*) FILTER (WHERE status = 'succeeded'
+                            AND merchant_type = ANY(%(public_types)s) AND channel <> 'cash'),
+           count(*) FILTER (WHERE status = 'failed')
+    FROM ins GROUP BY 1, 2
+    ON CONFLICT (ward_code, bucket) DO UPDATE SET
+        transactions = s.transactions + EXCLUDED.transactions,
+        amount_vnd = s.amount_vnd + EXCLUDED.amount_vnd,
+        public_total = s.public_total + EXCLUDED.public_total,
+        public_cashless = s.public_cashless + EXCLUDED.public_cashless,
+        failed = s.failed + EXCLUDED.failed
+    RETURNING 1
+), days AS (
+    INSERT INTO payment_merchant_days (ward_code, day, merchant_id)
+    SELECT DISTINCT ward_code, (event_time AT TIME ZONE 'Asia/Ho_Chi_Minh')::date, merchant_id
+    FROM ins WHERE status = 'succeeded' AND channel <> 'cash'
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+)
+SELECT count(*), max(event_time) FROM ins
+"""
+
+
+def _row(ev: PaymentEvent) -> tuple[object, ...]:
+    return (
+        ev.event_id,
+        ev.event_time,
+        ev.ward_code,
+        ev.payment_id,
+        ev.merchant_id,
+        ev.merchant_type,
+        ev.channel,
+        ev.amount_vnd,
+        ev.status,
+    )
+
+
+class PaymentWriter:
+    """FeedWriter for ioc.payments.v1."""
+
+    @property
+    def feed(self) -> Feed:
+        return BY_NAME["payments"]
+
+    def write(self, conn: psycopg.Connection[Any], batch: Sequence[Accepted]) -> WriteResult:
+        rows = [_row(a.event) for a in batch if isinstance(a.event, PaymentEvent)]
+        if not rows:
+            return WriteResult()
+        stage_rows(conn, "payment_events", EVENT_COLUMNS, rows)
+        found = conn.execute(
+            INSERT_AND_ROLL_UP, {"public_types": sorted(PUBLIC_COUNTER_TYPES)}
+        ).fetchone()
+        inserted = int(found[0]) if found else 0
+        return WriteResult(
+            inserted=inserted,
+            duplicates=len(rows) - inserted,
+            last_event_time=found[1] if found else None,
+        )
+
+
+WRITER: Final = PaymentWriter()

@@ -1,0 +1,107 @@
+"""Table step helpers for consumers: COPY a batch into a staging table, add to rollups."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+
+def stage_rows(
+    conn: psycopg.Connection[Any],
+    target: str,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[object]],
+) -> str:
+    """COPY rows into a temporary table shaped like `target`; returns the staging table's name.
+
+    The staging table lives for the session and empties at each commit, so a retried batch
+    after a failed transaction starts from nothing.
+    """
+    stage = f"stage_{target}"
+    conn.execute(
+        sql.SQL(
+            "CREATE TEMPORARY TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) "
+            "ON COMMIT DELETE ROWS"
+        ).format(sql.Identifier(stage), sql.Identifier(target))
+    )
+    copy_stmt = sql.SQL("COPY {} ({}) FROM STDIN").format(
+        sql.Identifier(stage), sql.SQL(", ").join(map(sql.Identifier, columns))
+    )
+    with conn.cursor() as cur, cur.copy(copy_stmt) as copy:
+        for row in rows:
+            copy.write_row(row)
+    return stage
+
+
+def insert_new_from_stage(
+    conn: psycopg.Connection[Any], target: str, columns: Sequence[str]
+) -> list[str]:
+    """Move staged rows into `target`, skipping event_ids already there; the new event_ids."""
+    cols = sql.SQL(", ").join(map(sql.Identifier, columns))
+    query = sql.SQL(
+        "INSERT INTO {target} ({cols}) SELECT {cols} FROM {stage} "
+        "ON CONFLICT (event_id, event_time) DO NOTHING RETURNING event_id"
+    ).format(target=sql.Identifier(target), cols=cols, stage=sql.Identifier(f"stage_{target}"))
+    return [str(r[0]) for r in conn.execute(query).fetchall()]
+
+
+def add_to_rollup(
+    conn: psycopg.Connection[Any],
+    table: str,
+    key_columns: Sequence[str],
+    increments: Mapping[tuple[object, ...], Mapping[str, float | int]],
+) -> None:
+    """Add per-key counters to a rollup table (insert the key or add to what is there)."""
+    if not increments:
+        return
+    value_columns = sorted({c for inc in increments.values() for c in inc})
+    all_columns = [*key_columns, *value_columns]
+    query = sql.SQL(
+        "INSERT INTO {t} ({cols}) VALUES ({params}) ON CONFLICT ({keys}) DO UPDATE SET {sets}"
+    ).format(
+        t=sql.Identifier(table),
+        cols=sql.SQL(", ").join(map(sql.Identifier, all_columns)),
+        params=sql.SQL(", ").join(sql.Placeholder() * len(all_columns)),
+        keys=sql.SQL(", ").join(map(sql.Identifier, key_columns)),
+        sets=sql.SQL(", ").join(
+            sql.SQL("{c} = {t}.{c} + EXCLUDED.{c}").format(
+                c=sql.Identifier(c), t=sql.Identifier(table)
+            )
+            for c in value_columns
+        ),
+    )
+    params = [(*key, *(inc.get(c, 0) for c in value_columns)) for key, inc in increments.items()]
+    with conn.cursor() as cur:
+        cur.executemany(query, params)
+
+
+def upsert_rows(
+    conn: psycopg.Connection[Any],
+    table: str,
+    key_column: str,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[object]],
+) -> None:
+    """Replace whole rows by key (for case tables recomputed from their events)."""
+    stage_rows(conn, table, columns, rows)
+    cols = sql.SQL(", ").join(map(sql.Identifier, columns))
+    sets = sql.SQL(", ").join(
+        sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c))
+        for c in columns
+        if c != key_column
+    )
+    conn.execute(
+        sql.SQL(
+            "INSERT INTO {t} ({cols}) SELECT {cols} FROM {stage} "
+            "ON CONFLICT ({key}) DO UPDATE SET {sets}, updated_at = now()"
+        ).format(
+            t=sql.Identifier(table),
+            cols=cols,
+            stage=sql.Identifier(f"stage_{table}"),
+            key=sql.Identifier(key_column),
+            sets=sets,
+        )
+    )
