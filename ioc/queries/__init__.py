@@ -1,0 +1,1 @@
+"""Query step of the data path: one module per feed, each KPI defined once over the rollups."""
