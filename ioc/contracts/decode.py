@@ -88,6 +88,10 @@ def decode_event(
         ev: Event = _DECODER.decode(raw)
     except msgspec.DecodeError as exc:
         raise _classify(raw, exc, expected_schema) from None
+    except RecursionError:
+        raise Rejected("not_json", "JSON nested too deeply to parse") from None
+    except UnicodeDecodeError as exc:
+        raise Rejected("not_json", f"not UTF-8: {exc.reason}") from None
     cls = type(ev)
     if expected_schema is not None and _SCHEMA_OF[cls] != expected_schema:
         raise Rejected(
@@ -109,8 +113,15 @@ def _classify(raw: bytes, exc: msgspec.DecodeError, expected: str | None) -> Rej
     """
     try:
         obj = _ANY_DECODER.decode(raw)
+    except msgspec.ValidationError as inner:
+        # Well-formed JSON that untyped decoding still refuses: a number beyond float range.
+        return Rejected("absurd_value", str(inner))
     except msgspec.DecodeError as inner:
         return Rejected("not_json", str(inner))
+    except RecursionError:
+        return Rejected("not_json", "JSON nested too deeply to parse")
+    except UnicodeDecodeError as inner:
+        return Rejected("not_json", f"not UTF-8: {inner.reason}")
     if not isinstance(obj, dict):
         return Rejected("unknown_schema", f"a JSON {type(obj).__name__}, not an object")
     schema = obj.get("schema")

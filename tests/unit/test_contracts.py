@@ -474,3 +474,45 @@ def test_dossier_outcome(resolved_at: datetime, expected: str) -> None:
 )
 def test_transitions(schema: str, current: str | None, following: str, allowed: bool) -> None:
     assert is_allowed_transition(schema, current, following) is allowed
+
+
+BEYOND_FLOAT = mutated(air(), lambda o: o.update(pm25="BIG")).replace(b'"BIG"', b"1e400")
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"[" * 60_000, "not_json"),
+        (b'{"schema":"ioc.payments.v1","x":' + b"[" * 30_000 + b"]" * 30_000 + b"}", "not_json"),
+        ('{"schema":"ioc.payments.v1","event_id":"é"}'.encode("latin-1"), "not_json"),
+        (BEYOND_FLOAT, "absurd_value"),
+    ],
+)
+def test_hostile_inputs_are_rejected_not_raised(raw: bytes, reason: str) -> None:
+    assert reason_of(raw) == reason
+
+
+def test_random_corruption_only_ever_rejects() -> None:
+    import random
+
+    rng = random.Random(1459)
+    base = bytearray(encode_event(feedback(ward_code=None, lat=20.95, lon=107.01)))
+    outcomes: set[str] = set()
+    for _ in range(3_000):
+        raw = bytearray(base)
+        for _ in range(rng.randint(1, 4)):
+            pos = rng.randrange(len(raw))
+            op = rng.random()
+            if op < 0.4:
+                raw[pos] = rng.randrange(256)
+            elif op < 0.7:
+                del raw[pos]
+            else:
+                raw.insert(pos, rng.randrange(256))
+        try:
+            decode(bytes(raw))
+            outcomes.add("accepted")
+        except Rejected as exc:
+            outcomes.add(exc.reason)
+    assert {"not_json", "missing_field", "accepted"} <= outcomes
+    assert outcomes <= set(REASONS) | {"accepted"}
