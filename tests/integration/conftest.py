@@ -1,0 +1,178 @@
+"""Integration fixtures: the real Kafka broker and PostgreSQL server of `ioc services up`.
+
+Services already started by `ioc services up` (same data dir, `<repo>/.ioc`) are reused and left
+running; services this session had to start are stopped when it ends. A service that cannot be
+started or does not answer fails the run (never a skip: CI must not pass without them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from kafka import KafkaAdminClient
+from psycopg import sql
+
+from ioc.services import manager
+from ioc.services.kafka import metadata_answers
+from ioc.services.state import (
+    ConnectionInfo,
+    ServiceError,
+    default_cache_dir,
+    load_state,
+    read_connection_info,
+)
+
+HERE = Path(__file__).resolve().parent
+REPO_ROOT = HERE.parents[1]
+DATA_DIR = REPO_ROOT / ".ioc"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Everything under tests/integration carries the `integration` marker."""
+    for item in items:
+        if HERE in item.path.resolve().parents:
+            item.add_marker(pytest.mark.integration)
+
+
+def _versions(info: ConnectionInfo) -> list[str]:
+    """The real server versions, asked from the servers themselves where they tell."""
+    lines: list[str] = []
+    if info.admin_url:
+        try:
+            with psycopg.connect(info.admin_url, connect_timeout=5) as conn:
+                row = conn.execute("SELECT version()").fetchone()
+            lines.append(f"PostgreSQL server: {row[0] if row else 'unknown'}")
+        except psycopg.Error as exc:
+            lines.append(f"PostgreSQL server: not answering ({exc})")
+    if info.kafka_bootstrap:
+        entry = load_state(DATA_DIR).get("kafka", {})
+        lines.append(
+            f"Kafka broker: Apache Kafka {entry.get('version', 'unknown')} (KRaft) at "
+            f"{info.kafka_bootstrap}, jars {entry.get('libs', '?')}"
+        )
+    return lines
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """Versions in the session header when services are already up (see also `services`)."""
+    try:
+        info = read_connection_info(DATA_DIR)
+    except ServiceError:
+        return []
+    return _versions(info)
+
+
+def _write(config: pytest.Config, line: str) -> None:
+    """A line in pytest's own output even while output capture is on (CI logs show it)."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if reporter is None:
+        print(line)
+        return
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        reporter.ensure_newline()
+        reporter.write_line(line)
+
+
+@pytest.fixture(scope="session")
+def services(request: pytest.FixtureRequest) -> Iterator[ConnectionInfo]:
+    """Connection details of the running services; starts the missing ones for this session."""
+    config = request.config
+    info = read_connection_info(DATA_DIR)
+    missing = [
+        name
+        for name, present in (("postgres", info.admin_url), ("kafka", info.kafka_bootstrap))
+        if not present
+    ]
+    started: list[str] = []
+    if missing:
+        _write(config, f"integration: starting {', '.join(missing)} in {DATA_DIR}")
+        try:
+            info, started = manager.up(
+                DATA_DIR,
+                default_cache_dir(os.environ),
+                missing,
+                log=lambda line: _write(config, f"integration: {line}"),
+            )
+        except ServiceError as exc:
+            pytest.fail(f"integration services could not start: {exc}", pytrace=False)
+    try:
+        _check(info)
+        for line in _versions(info):
+            _write(config, f"integration: {line}")
+        yield info
+    finally:
+        if started:
+            manager.down(DATA_DIR, started, log=lambda line: _write(config, f"integration: {line}"))
+
+
+def _check(info: ConnectionInfo) -> None:
+    if not info.admin_url or not info.writer_url or not info.reader_url:
+        pytest.fail(f"PostgreSQL is not up (state in {DATA_DIR})", pytrace=False)
+    if not info.kafka_bootstrap:
+        pytest.fail(f"Kafka is not up (state in {DATA_DIR})", pytrace=False)
+    try:
+        with psycopg.connect(info.admin_url, connect_timeout=10) as conn:
+            conn.execute("SELECT 1")
+    except psycopg.Error as exc:
+        pytest.fail(f"PostgreSQL does not answer: {exc}", pytrace=False)
+    if not metadata_answers(info.kafka_bootstrap, timeout_ms=10_000):
+        pytest.fail(f"Kafka at {info.kafka_bootstrap} does not answer metadata", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url(services: ConnectionInfo) -> str:
+    """Superuser (ioc_admin) URL of database ioc."""
+    assert services.admin_url is not None
+    return services.admin_url
+
+
+@pytest.fixture
+def pg_schema(pg_admin_url: str) -> Iterator[str]:
+    """A fresh schema t_<hex> in database ioc for one test, dropped (CASCADE) afterwards."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
+    try:
+        yield name
+    finally:
+        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(services: ConnectionInfo) -> str:
+    """host:port of the real broker."""
+    assert services.kafka_bootstrap is not None
+    return services.kafka_bootstrap
+
+
+@pytest.fixture
+def unique_topic(kafka_bootstrap: str) -> Iterator[Callable[..., str]]:
+    """`make(base, partitions=3) -> name`: creates `<base>.t<hex>` and deletes it after the test."""
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, client_id="ioc-tests")
+    created: list[str] = []
+
+    def make(base: str, partitions: int = 3) -> str:
+        name = f"{base}.t{uuid.uuid4().hex[:10]}"
+        admin.create_topics(
+            {name: {"num_partitions": partitions, "replication_factor": 1}},
+            wait_for_metadata=True,
+        )
+        created.append(name)
+        return name
+
+    try:
+        yield make
+    finally:
+        if created:
+            # A topic left behind is harmless (unique name), so cleanup never fails a test.
+            with contextlib.suppress(Exception):
+                admin.delete_topics(created)
+        admin.close()
