@@ -221,6 +221,18 @@ def _not_json(b: _Builder) -> None:
     b.raw(PAYMENTS, b.anonymous_key(), valid[: len(valid) // 2], "not_json")
     b.raw(PAYMENTS, b.anonymous_key(), b"\xff\xfe" + b.rng.randbytes(30), "not_json")
     b.raw(AIR_QUALITY, b.anonymous_key(), b"", "not_json")
+    # Nesting deep enough to exhaust a recursive parser, well under the size limit.
+    depth = 20_000 + b.rng.randrange(1_000)
+    nested = b'{"schema":"ioc.feedback.v1","event_id":' + b"[" * depth + b"]" * depth + b"}"
+    b.raw(FEEDBACK, b.anonymous_key(), nested, "not_json")
+    # Latin-1 text where UTF-8 is required.
+    latin = f'{{"schema":"ioc.feedback.v1","report_id":"Hạ Long {b.seed}"}}'
+    b.raw(
+        FEEDBACK,
+        b.anonymous_key(),
+        latin.encode("utf-8").replace(b"\xe1\xba\xa1", b"\xe0"),
+        "not_json",
+    )
     b.raw(AIR_QUALITY, b.anonymous_key(), f"ward={b.ward_code()};pm25=12".encode(), "not_json")
     b.raw(
         DOSSIERS,
