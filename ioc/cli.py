@@ -17,6 +17,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "ioc.db.commands",
     "ioc.citypack.commands",
     "simulators.commands",
+    "streams.commands",
 )
 
 

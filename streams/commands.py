@@ -1,0 +1,291 @@
+"""Consumer step's entry points: `ioc ingest` (topics -> tables) and `ioc status` (feed health)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import resource
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from ioc.cli import CommandError
+from ioc.settings import Settings
+from streams.topics import Feed, parse_feeds
+from streams.writer import FeedWriter
+
+log = logging.getLogger("streams.commands")
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `ingest` and `status`."""
+    p = sub.add_parser(
+        "ingest",
+        help="consume the feeds' topics into PostgreSQL (exactly once in effect)",
+        description="Consume the feeds' topics into PostgreSQL; offsets are committed only "
+        "after the database transaction holding the batch commits.",
+    )
+    p.add_argument("--feeds", default="all", help="'all' or a comma list, e.g. dossiers,payments")
+    p.add_argument(
+        "--source",
+        choices=("kafka", "bus"),
+        default="kafka",
+        help="kafka (default) or the in-process bus (only inside a process that also produces)",
+    )
+    p.add_argument("--max-batch", type=_positive_int, default=5000, metavar="N")
+    p.add_argument(
+        "--stop-when-idle",
+        type=_positive_float,
+        default=None,
+        metavar="SECONDS",
+        help="exit 0 after this many seconds without a record (tests, benchmarks)",
+    )
+    p.add_argument("--log-every", type=_positive_float, default=10.0, metavar="SECONDS")
+    p.add_argument(
+        "--metrics-out", type=Path, default=None, metavar="PATH", help="write a JSON summary"
+    )
+    p.set_defaults(func=ingest_command)
+
+    s = sub.add_parser("status", help="per-feed freshness, lag, rate and dead letters")
+    s.set_defaults(func=status_command)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be more than 0")
+    return value
+
+
+def load_writers(feeds: tuple[Feed, ...]) -> dict[str, FeedWriter]:
+    """Each feed's WRITER from streams/<feed>.py."""
+    out: dict[str, FeedWriter] = {}
+    for feed in feeds:
+        try:
+            module = importlib.import_module(f"streams.{feed.name}")
+        except ModuleNotFoundError as exc:
+            raise CommandError(f"no table writer for feed {feed.name} ({exc})") from None
+        writer = getattr(module, "WRITER", None)
+        if writer is None:
+            raise CommandError(f"streams/{feed.name}.py has no WRITER")
+        out[feed.name] = writer
+    return out
+
+
+def connector(url: str, schema: str, application: str) -> Any:
+    """A function opening an autocommit connection whose search_path is `schema`."""
+    path = sql.SQL("SET search_path TO {}").format(
+        sql.SQL(", ").join(sql.Identifier(s) for s in dict.fromkeys((schema, "public")))
+    )
+
+    def connect() -> psycopg.Connection[Any]:
+        conn = psycopg.connect(
+            url,
+            autocommit=True,
+            connect_timeout=5,
+            application_name=application,
+            # Notice a silently dead server within ~30 s instead of waiting on TCP forever.
+            keepalives=1,
+            keepalives_idle=10,
+            keepalives_interval=5,
+            keepalives_count=3,
+        )
+        try:
+            conn.execute(path)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    return connect
+
+
+def _kafka_bootstrap(settings: Settings) -> str:
+    if settings.kafka_bootstrap:
+        return settings.kafka_bootstrap
+    from ioc.services.state import read_connection_info
+
+    found = read_connection_info(settings.data_dir).kafka_bootstrap
+    if not found:
+        raise CommandError(
+            "no Kafka: set IOC_KAFKA_BOOTSTRAP or start the local broker with `ioc services up`"
+        )
+    return found
+
+
+def _db_url(settings: Settings, role: str) -> str:
+    from ioc.db.connect import NoDatabaseError, database_url
+
+    try:
+        return database_url(settings, "writer" if role == "writer" else "reader")
+    except NoDatabaseError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def _check_schema(connect: Any, schema: str) -> None:
+    """Fail fast on an unmigrated schema; an unreachable database is retried by the loop."""
+    try:
+        with connect() as conn:
+            found = conn.execute("SELECT to_regclass('feed_health')").fetchone()
+    except psycopg.OperationalError as exc:
+        log.warning("ingest: database not reachable yet (%s); will retry", str(exc).strip())
+        return
+    if found is None or found[0] is None:
+        raise CommandError(f"schema {schema!r} has no ingest tables; run `ioc db migrate` first")
+
+
+class _QuietMissingTopics(logging.Filter):
+    """Drop kafka-python's per-poll error for a topic the broker has not created yet."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "not found in cluster metadata" not in record.getMessage()
+
+
+def _install_signals(stop: threading.Event) -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if not stop.is_set():
+            log.info("ingest: %s received; finishing", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def ingest_command(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the ingest loop until SIGTERM/SIGINT (or idle with --stop-when-idle)."""
+    from ioc.citypack import load_pack
+    from streams.ingest import IngestOptions, Ingestor, build_routes
+
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
+    )
+    logging.getLogger("kafka").setLevel(logging.ERROR)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_QuietMissingTopics())
+    try:
+        feeds = parse_feeds(args.feeds)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    if args.source == "bus":
+        raise CommandError(
+            "the in-process bus exists only inside one process; use streams.bus_source.BusSource "
+            "from the process that runs the simulators (the demo does), or --source kafka"
+        )
+    writers = load_writers(feeds)
+    pack = load_pack(settings.city_pack)
+    connect = connector(_db_url(settings, "writer"), settings.db_schema, "ioc-ingest")
+    _check_schema(connect, settings.db_schema)
+    bootstrap = _kafka_bootstrap(settings)
+    stop = threading.Event()
+    _install_signals(stop)
+
+    from streams.kafka_source import BrokerUnavailable, KafkaSource
+
+    routes = build_routes(feeds, writers, settings.topic)
+    try:
+        source = KafkaSource(bootstrap, settings.consumer_group, routes, stop=stop)
+    except BrokerUnavailable:
+        log.info("ingest: stopped before the broker answered")
+        return 0
+    options = IngestOptions(max_batch=args.max_batch, log_every_s=args.log_every)
+    ingestor = Ingestor(source, routes, connect, pack, options=options, stop=stop)
+    log.info(
+        "ingest: %s from %s (group %s) into schema %s",
+        ", ".join(routes),
+        bootstrap,
+        settings.consumer_group,
+        settings.db_schema,
+    )
+    started = time.monotonic()
+    try:
+        totals = ingestor.run(idle_exit_s=args.stop_when_idle)
+    finally:
+        ingestor.close()
+        source.close()
+    log.info(
+        "ingest: done; %d records, %d inserted, %d duplicates, %d dead letters in %d batches",
+        totals.records,
+        totals.inserted,
+        totals.duplicates,
+        totals.dead,
+        totals.batches,
+    )
+    if args.metrics_out is not None:
+        busy = None
+        if totals.first_record_at is not None and totals.last_commit_at is not None:
+            busy = totals.last_commit_at - totals.first_record_at
+        summary = {
+            "records": totals.records,
+            "inserted": totals.inserted,
+            "duplicates": totals.duplicates,
+            "dead_letters": totals.dead,
+            "batches": totals.batches,
+            "wall_s": time.monotonic() - started,
+            "busy_s": busy,
+            "events_per_s": totals.records / busy if busy else None,
+            "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        }
+        args.metrics_out.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+def status_command(args: argparse.Namespace, settings: Settings) -> int:
+    """Print each feed's health row, read as the dashboard's (reader) role."""
+    from streams.health import read_health
+
+    connect = connector(_db_url(settings, "reader"), settings.db_schema, "ioc-status")
+    try:
+        with connect() as conn:
+            rows = read_health(conn)
+    except psycopg.OperationalError as exc:
+        raise CommandError(f"database unreachable: {' '.join(str(exc).split())}") from None
+    except psycopg.errors.UndefinedTable:
+        raise CommandError(
+            f"schema {settings.db_schema!r} has no feed_health; run `ioc db migrate` first"
+        ) from None
+    print(format_status(rows))
+    return 0
+
+
+def format_status(rows: list[Any]) -> str:
+    """A fixed-width table; '-' where a value is not known yet."""
+    head = ("feed", "last event", "age s", "lag", "rate/s", "dead", "events")
+    lines = [
+        f"{head[0]:<12} {head[1]:<25} {head[2]:>8} {head[3]:>9} {head[4]:>9} "
+        f"{head[5]:>7} {head[6]:>11}"
+    ]
+    if not rows:
+        lines.append("(no feed has been ingested yet)")
+    for h in rows:
+        age = h.seconds_since_event
+        lines.append(
+            f"{h.feed:<12} "
+            f"{h.last_event_time.isoformat(timespec='seconds') if h.last_event_time else '-':<25} "
+            f"{f'{age:.0f}' if age is not None else '-':>8} "
+            f"{h.consumer_lag if h.consumer_lag is not None else '-':>9} "
+            f"{f'{h.rate_per_s:.1f}' if h.rate_per_s is not None else '-':>9} "
+            f"{h.dead_letters:>7} {h.events_total:>11}"
+        )
+    return "\n".join(lines)

@@ -1,0 +1,158 @@
+"""Table step: per-feed ingest health (freshness, lag, rate, dead letters) written and read."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+# One statement for every feed of a batch; counters add up, times only move forward, and
+# lag/rate are this consumer's latest view.
+_UPSERT = """
+INSERT INTO feed_health AS h (feed, last_event_time, last_ingest_at, events_total,
+    duplicates_total, dead_letters, consumer_lag, rate_per_s, updated_at)
+SELECT f, t, CASE WHEN touched THEN now() END, n, d, x, lag, rate, now()
+FROM unnest(%(feed)s::text[], %(time)s::timestamptz[], %(touched)s::boolean[],
+            %(n)s::bigint[], %(d)s::bigint[], %(x)s::bigint[], %(lag)s::bigint[],
+            %(rate)s::double precision[]) AS u(f, t, touched, n, d, x, lag, rate)
+ON CONFLICT (feed) DO UPDATE SET
+    last_event_time  = GREATEST(h.last_event_time, EXCLUDED.last_event_time),
+    last_ingest_at   = COALESCE(EXCLUDED.last_ingest_at, h.last_ingest_at),
+    events_total     = h.events_total + EXCLUDED.events_total,
+    duplicates_total = h.duplicates_total + EXCLUDED.duplicates_total,
+    dead_letters     = h.dead_letters + EXCLUDED.dead_letters,
+    consumer_lag     = EXCLUDED.consumer_lag,
+    rate_per_s       = EXCLUDED.rate_per_s,
+    updated_at       = now()
+"""
+
+_SELECT = """
+SELECT feed, last_event_time, last_ingest_at, events_total, duplicates_total, dead_letters,
+       consumer_lag, rate_per_s, updated_at, now()
+FROM feed_health ORDER BY feed
+"""
+
+
+@dataclass
+class FeedDelta:
+    """What one batch did to one feed."""
+
+    records: int = 0
+    inserted: int = 0
+    duplicates: int = 0
+    dead: int = 0
+    last_event_time: datetime | None = None
+
+    def add_time(self, t: datetime | None) -> None:
+        if t is not None and (self.last_event_time is None or t > self.last_event_time):
+            self.last_event_time = t
+
+
+@dataclass(frozen=True)
+class FeedHealth:
+    """One row of feed_health, plus the database's clock when it was read."""
+
+    feed: str
+    last_event_time: datetime | None
+    last_ingest_at: datetime | None
+    events_total: int
+    duplicates_total: int
+    dead_letters: int
+    consumer_lag: int | None
+    rate_per_s: float | None
+    updated_at: datetime
+    read_at: datetime
+
+    @property
+    def seconds_since_event(self) -> float | None:
+        """Age of the newest event, by the database's clock (None before the first one)."""
+        if self.last_event_time is None:
+            return None
+        return (self.read_at - self.last_event_time).total_seconds()
+
+    @property
+    def seconds_since_ingest(self) -> float | None:
+        if self.last_ingest_at is None:
+            return None
+        return (self.read_at - self.last_ingest_at).total_seconds()
+
+
+class RateWindow:
+    """Events per second over the last `window_s` seconds (or since the start, if shorter)."""
+
+    def __init__(self, window_s: float = 10.0, start: float = 0.0) -> None:
+        if window_s <= 0:
+            raise ValueError("window_s must be > 0")
+        self.window_s = window_s
+        self._start = start
+        self._samples: deque[tuple[float, int]] = deque()
+        self._sum = 0
+
+    def add(self, t: float, n: int) -> None:
+        """Count n events at monotonic time t (times must not go backwards)."""
+        if n:
+            self._samples.append((t, n))
+            self._sum += n
+        self._trim(t)
+
+    def rate(self, t: float, extra: int = 0) -> float:
+        """The rate at time t, as if `extra` more events were counted at t."""
+        self._trim(t)
+        span = min(self.window_s, t - self._start)
+        if span <= 0:
+            return 0.0
+        return (self._sum + extra) / span
+
+    def _trim(self, t: float) -> None:
+        cutoff = t - self.window_s
+        while self._samples and self._samples[0][0] <= cutoff:
+            self._sum -= self._samples.popleft()[1]
+
+
+def write_health(
+    conn: psycopg.Connection[Any],
+    deltas: Mapping[str, FeedDelta],
+    lag: Mapping[str, int | None],
+    rates: Mapping[str, float],
+) -> None:
+    """Upsert one row per feed in `deltas` inside the caller's transaction."""
+    feeds = sorted(deltas)  # a fixed order keeps concurrent consumers from deadlocking
+    if not feeds:
+        return
+    conn.execute(
+        _UPSERT,
+        {
+            "feed": feeds,
+            "time": [deltas[f].last_event_time for f in feeds],
+            "touched": [deltas[f].records > 0 for f in feeds],
+            "n": [deltas[f].inserted for f in feeds],
+            "d": [deltas[f].duplicates for f in feeds],
+            "x": [deltas[f].dead for f in feeds],
+            "lag": [lag.get(f) for f in feeds],
+            "rate": [round(rates.get(f, 0.0), 3) for f in feeds],
+        },
+    )
+
+
+def read_health(conn: psycopg.Connection[Any]) -> list[FeedHealth]:
+    """Every feed's row, by feed name."""
+    rows: Sequence[tuple[Any, ...]] = conn.execute(_SELECT).fetchall()
+    return [
+        FeedHealth(
+            feed=str(r[0]),
+            last_event_time=r[1],
+            last_ingest_at=r[2],
+            events_total=int(r[3]),
+            duplicates_total=int(r[4]),
+            dead_letters=int(r[5]),
+            consumer_lag=None if r[6] is None else int(r[6]),
+            rate_per_s=None if r[7] is None else float(r[7]),
+            updated_at=r[8],
+            read_at=r[9],
+        )
+        for r in rows
+    ]
