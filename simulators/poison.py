@@ -309,7 +309,12 @@ def _impossible_transitions(b: _Builder) -> None:
     report = b.feedback("submitted")
     report = msgspec.structs.replace(report, event_time=t0)
     b.emit(report, ACCEPTED)
-    # Rated while still open: a citizen can rate only a resolved or rejected report.
+    resolved_report = msgspec.structs.replace(
+        report, event_id=b.next_id("e"), kind="resolved", event_time=t0 + timedelta(minutes=10)
+    )
+    b.emit(resolved_report, ACCEPTED)
+    # Rated before the report was resolved: a citizen rates how a report was closed, so a
+    # rating timed before the closing can never fit, whatever else arrives later.
     rated = msgspec.structs.replace(
         report,
         event_id=b.next_id("e"),

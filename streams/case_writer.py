@@ -11,7 +11,7 @@ from typing import Any, Generic, TypeVar
 import psycopg
 from psycopg import sql
 
-from streams.cases import CaseEvent, CaseHistory, Lifecycle
+from ioc.contracts.transitions import CaseEvent, CaseHistory, Lifecycle
 from streams.source import DeadLetter
 from streams.storage import add_to_rollup, insert_new_from_stage, stage_rows, upsert_rows
 from streams.topics import BY_NAME, Feed

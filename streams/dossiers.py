@@ -8,8 +8,8 @@ from datetime import datetime
 from typing import Any, Final
 
 from ioc.contracts import DossierEvent, dossier_outcome
+from ioc.contracts.transitions import DOSSIER_LIFECYCLE
 from streams.case_writer import CaseFeedSpec, CaseWriter
-from streams.cases import DOSSIER_LIFECYCLE
 
 EVENT_COLUMNS: Final = (
     "event_id",

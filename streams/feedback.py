@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from ioc.contracts import FeedbackEvent
+from ioc.contracts.transitions import FEEDBACK_LIFECYCLE
 from streams.case_writer import CaseFeedSpec, CaseWriter
-from streams.cases import FEEDBACK_LIFECYCLE
 
 EVENT_COLUMNS: Final = (
     "event_id",

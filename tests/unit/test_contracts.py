@@ -1,4 +1,4 @@
-"""Event contracts: round trips, each rejection reason, ward derivation, outcomes, transitions."""
+"""Event contracts: round trips, each rejection reason, ward derivation, outcomes."""
 
 from __future__ import annotations
 
@@ -24,7 +24,6 @@ from ioc.contracts import (
     decode_event,
     dossier_outcome,
     encode_event,
-    is_allowed_transition,
     schema_of,
 )
 
@@ -445,35 +444,6 @@ DUE = datetime(2025, 3, 14, 17, 0, tzinfo=ICT)
 )
 def test_dossier_outcome(resolved_at: datetime, expected: str) -> None:
     assert dossier_outcome(resolved_at, DUE) == expected
-
-
-@pytest.mark.parametrize(
-    ("schema", "current", "following", "allowed"),
-    [
-        ("ioc.dossiers.v1", None, "returned", True),
-        ("ioc.dossiers.v1", "received", "processing", True),
-        ("ioc.dossiers.v1", "processing", "processing", True),
-        ("ioc.dossiers.v1", "supplement_requested", "supplement_received", True),
-        ("ioc.dossiers.v1", "processing", "resolved", True),
-        ("ioc.dossiers.v1", "resolved", "returned", True),
-        ("ioc.dossiers.v1", "received", "received", False),
-        ("ioc.dossiers.v1", "processing", "returned", False),
-        ("ioc.dossiers.v1", "resolved", "processing", False),
-        ("ioc.dossiers.v1", "returned", "resolved", False),
-        ("ioc.dossiers.v1", "withdrawn", "returned", False),
-        ("ioc.dossiers.v1", "rejected", "processing", False),
-        ("ioc.feedback.v1", "submitted", "assigned", True),
-        ("ioc.feedback.v1", "assigned", "resolved", True),
-        ("ioc.feedback.v1", "resolved", "rated", True),
-        ("ioc.feedback.v1", "rejected", "rated", True),
-        ("ioc.feedback.v1", "submitted", "rated", False),
-        ("ioc.feedback.v1", "rated", "rated", False),
-        ("ioc.feedback.v1", "resolved", "assigned", False),
-        ("ioc.feedback.v1", "assigned", "submitted", False),
-    ],
-)
-def test_transitions(schema: str, current: str | None, following: str, allowed: bool) -> None:
-    assert is_allowed_transition(schema, current, following) is allowed
 
 
 BEYOND_FLOAT = mutated(air(), lambda o: o.update(pm25="BIG")).replace(b'"BIG"', b"1e400")
