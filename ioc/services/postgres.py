@@ -314,9 +314,10 @@ def provision(entry: dict[str, Any], with_timescaledb: bool) -> str:
                     sql.Identifier(DATABASE), sql.Identifier(role)
                 )
             )
-        # The dashboard's role cannot write even if a grant is too broad by mistake.
+        # Read-only is enforced by grants alone (the migrations'), so that a missing grant
+        # shows as "permission denied" in tests; reset what an earlier version set here.
         conn.execute(
-            sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(
+            sql.SQL("ALTER ROLE {} RESET default_transaction_read_only").format(
                 sql.Identifier(READER_ROLE)
             )
         )
