@@ -94,30 +94,28 @@ def _outline(frame: Frame, wards: Sequence[Ward], water: Sequence[WaterDisk]) ->
     return land.simplify(SIMPLIFY_KM)
 
 
-def _half_plane(a: np.ndarray, b: np.ndarray, wa: float, wb: float) -> Polygon:
-    """Points x with |x-a|^2 - wa <= |x-b|^2 - wb, as a large quadrilateral."""
+def _half_planes(sites: np.ndarray, weights: np.ndarray, i: int) -> Any:
+    """For each j != i, the points x with |x-a|^2 - w_i <= |x-b|^2 - w_j as a large quadrilateral
+    (a = sites[i], b = sites[j]): the side of the power bisector where site i wins."""
+    others = np.arange(len(sites)) != i
+    a, b = sites[i], sites[others]
     n = b - a
-    norm = float(np.hypot(n[0], n[1]))
+    norm = np.hypot(n[:, 0], n[:, 1])[:, None]
     unit = n / norm
-    c = (float(b @ b) - float(a @ a) + wa - wb) / 2.0
-    x0 = unit * (c / norm)
-    t = np.array([-unit[1], unit[0]]) * HALF_PLANE_KM
+    c = ((b * b).sum(axis=1) - float(a @ a) + weights[i] - weights[others]) / 2.0
+    x0 = unit * (c[:, None] / norm)
+    t = np.stack([-unit[:, 1], unit[:, 0]], axis=1) * HALF_PLANE_KM
     back = unit * HALF_PLANE_KM
-    return Polygon([x0 - t, x0 + t, x0 + t - back, x0 - t - back])
+    ring = np.stack([x0 - t, x0 + t, x0 + t - back, x0 - t - back, x0 - t], axis=1)
+    return shapely.polygons(ring)
 
 
 def _power_cells(sites: np.ndarray, weights: np.ndarray, land: Any) -> list[Any]:
-    box = land.envelope.buffer(10.0)
-    cells = []
-    for i in range(len(sites)):
-        cell = box
-        for j in range(len(sites)):
-            if j != i:
-                cell = cell.intersection(
-                    _half_plane(sites[i], sites[j], float(weights[i]), float(weights[j]))
-                )
-        cells.append(cell.intersection(land))
-    return cells
+    frame = land.envelope.buffer(10.0)
+    return [
+        shapely.intersection_all([frame, *_half_planes(sites, weights, i)]).intersection(land)
+        for i in range(len(sites))
+    ]
 
 
 def _own_area(cell: Any, site: Point) -> float:
