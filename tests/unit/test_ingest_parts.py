@@ -1,0 +1,76 @@
+"""Pure parts of the ingest loop: backoff, rate window, dead-letter detail, status table."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from streams.backoff import Backoff
+from streams.commands import format_status
+from streams.dead_letters import MAX_DETAIL_CHARS, clean_detail
+from streams.health import FeedDelta, FeedHealth, RateWindow
+
+
+def test_backoff_doubles_up_to_the_cap_and_resets() -> None:
+    b = Backoff(initial_s=0.2, cap_s=5.0)
+    delays = [b.next_delay() for _ in range(8)]
+    assert delays == [0.2, 0.4, 0.8, 1.6, 3.2, 5.0, 5.0, 5.0]
+    assert b.attempts == 8
+    b.reset()
+    assert b.next_delay() == 0.2
+
+
+def test_backoff_refuses_nonsense() -> None:
+    with pytest.raises(ValueError):
+        Backoff(initial_s=0.0)
+    with pytest.raises(ValueError):
+        Backoff(initial_s=2.0, cap_s=1.0)
+
+
+def test_rate_window_counts_only_the_last_window() -> None:
+    w = RateWindow(window_s=10.0, start=0.0)
+    for t in range(0, 30):
+        w.add(float(t), 100)  # 100 events every second
+    # At t=29.5 the window (19.5, 29.5] holds the samples at 20..29: 1,000 events over 10 s.
+    assert w.rate(29.5) == pytest.approx(100.0)
+    assert w.rate(35.0) == pytest.approx(sum(100 for t in range(30) if t > 25) / 10)
+    assert w.rate(100.0) == 0.0
+
+
+def test_rate_window_early_on_divides_by_the_time_so_far() -> None:
+    w = RateWindow(window_s=10.0, start=0.0)
+    w.add(1.0, 50)
+    assert w.rate(2.0) == pytest.approx(25.0)
+    assert w.rate(2.0, extra=50) == pytest.approx(50.0)
+    assert RateWindow(10.0, start=5.0).rate(5.0) == 0.0
+
+
+def test_feed_delta_keeps_the_latest_time() -> None:
+    d = FeedDelta()
+    t = datetime(2025, 1, 1, tzinfo=UTC)
+    for x in (t, t - timedelta(hours=1), None, t + timedelta(seconds=1), t):
+        d.add_time(x)
+    assert d.last_event_time == t + timedelta(seconds=1)
+
+
+def test_clean_detail_is_one_bounded_line_without_nul() -> None:
+    assert clean_detail("a\nb\x00c  d") == "a b\\x00c d"
+    long = clean_detail("x" * 5000)
+    assert len(long) == MAX_DETAIL_CHARS and long.endswith("...")
+
+
+def test_status_table_shows_age_lag_rate_and_counts() -> None:
+    read = datetime(2025, 5, 1, 10, 0, 0, tzinfo=UTC)
+    rows = [
+        FeedHealth(
+            "payments", read - timedelta(seconds=42), read, 1234, 5, 7, 300, 812.26, read, read
+        ),
+        FeedHealth("dossiers", None, None, 0, 0, 0, None, None, read, read),
+    ]
+    lines = format_status(rows).splitlines()
+    assert lines[0].split()[:3] == ["feed", "last", "event"]
+    pay = lines[1].split()
+    assert pay == ["payments", "2025-05-01T09:59:18+00:00", "42", "300", "812.3", "7", "1234"]
+    assert lines[2].split() == ["dossiers", "-", "-", "-", "-", "0", "0"]
+    assert format_status([]).splitlines()[1].startswith("(no feed")
