@@ -1,0 +1,260 @@
+"""Simulator -> topic step of the data path: where generated messages go (Kafka, NDJSON files,
+the in-process bus, or nowhere for benchmarks). Every sink gets the same bytes."""
+
+from __future__ import annotations
+
+import contextlib
+import gzip
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any, Protocol, cast
+
+from streams.bus import Bus
+from streams.topics import BY_TOPIC
+
+TopicName = Callable[[str], str]
+_FLUSH_LINES = 4096
+
+
+class SinkError(Exception):
+    """A sink could not be opened or could not deliver; the message is one line."""
+
+
+class Sink(Protocol):
+    """Receives (base topic, key, value) in emission order."""
+
+    def send(self, topic: str, key: bytes | None, value: bytes) -> None: ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _same(topic: str) -> str:
+    return topic
+
+
+class NullSink:
+    """Counts and drops: measures generation alone."""
+
+    def __init__(self) -> None:
+        self.messages = 0
+        self.bytes = 0
+
+    def send(self, topic: str, key: bytes | None, value: bytes) -> None:
+        self.messages += 1
+        self.bytes += len(value)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class FileSink:
+    """NDJSON: each message's value (exactly the bytes sent to Kafka) on its own line.
+
+    A path ending in '/' (or an existing directory) gets one file per topic, named after the
+    full topic; otherwise all topics share one file, in emission order. '.gz' compresses,
+    deterministically (no name or time in the gzip header). A value holding a newline byte
+    cannot be a line of NDJSON; it is skipped and counted in `skipped`.
+    """
+
+    def __init__(self, path: Path | str, *, topic_name: TopicName = _same) -> None:
+        raw = str(path)
+        self.path = Path(path)
+        self.per_topic = raw.endswith("/") or self.path.is_dir()
+        self._topic_name = topic_name
+        # topic -> (file, pending lines); in single-file mode every topic shares one entry.
+        self._files: dict[str, tuple[IO[bytes], list[bytes]]] = {}
+        self._shared: tuple[IO[bytes], list[bytes]] | None = None
+        self._raw: list[IO[bytes]] = []
+        self.skipped = 0
+        self.lines = 0
+        try:
+            if self.per_topic:
+                self.path.mkdir(parents=True, exist_ok=True)
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self._shared = (self._open(self.path), [])
+        except OSError as exc:
+            raise SinkError(f"cannot write {raw}: {exc.strerror or exc}") from None
+
+    def _open(self, path: Path) -> IO[bytes]:
+        if path.suffix == ".gz":
+            raw = path.open("wb", buffering=1 << 20)
+            self._raw.append(raw)  # GzipFile leaves a given fileobj open on close
+            gz = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6)
+            return cast(IO[bytes], gz)
+        return path.open("wb", buffering=1 << 20)
+
+    def _target(self, topic: str) -> tuple[IO[bytes], list[bytes]]:
+        entry = self._shared
+        if entry is None:
+            name = self.path / f"{self._topic_name(topic)}.ndjson"
+            try:
+                entry = (self._open(name), [])
+            except OSError as exc:
+                raise SinkError(f"cannot write {name}: {exc.strerror or exc}") from None
+        self._files[topic] = entry
+        return entry
+
+    def send(self, topic: str, key: bytes | None, value: bytes) -> None:
+        if b"\n" in value:
+            self.skipped += 1
+            return
+        fh, buf = self._files.get(topic) or self._target(topic)
+        buf.append(value)
+        if len(buf) >= _FLUSH_LINES:
+            self._write(fh, buf)
+
+    def _write(self, fh: IO[bytes], buf: list[bytes]) -> None:
+        if buf:
+            buf.append(b"")
+            fh.write(b"\n".join(buf))
+            self.lines += len(buf) - 1
+            buf.clear()
+
+    def _entries(self) -> list[tuple[IO[bytes], list[bytes]]]:
+        if self._shared is not None:
+            return [self._shared]
+        return list(self._files.values())
+
+    def flush(self) -> None:
+        for fh, buf in self._entries():
+            self._write(fh, buf)
+            fh.flush()
+
+    def close(self) -> None:
+        self.flush()
+        for fh, _ in self._entries():
+            fh.close()
+        for raw in self._raw:
+            raw.close()
+
+
+class BusSink:
+    """Produces into the in-process bus, keyed like Kafka."""
+
+    def __init__(self, bus: Bus, *, topic_name: TopicName = _same, partitions: int = 3) -> None:
+        self._bus = bus
+        self._topic_name = topic_name
+        self._partitions = partitions
+        self._names: dict[str, str] = {}
+
+    def send(self, topic: str, key: bytes | None, value: bytes) -> None:
+        name = self._names.get(topic)
+        if name is None:
+            name = self._names[topic] = self._topic_name(topic)
+            self._bus.create_topic(name, self._partitions)
+        self._bus.produce(name, value, key=key)
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class KafkaSink:
+    """kafka-python producer: acks=all, idempotent, keyed by entity id; creates missing topics."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        *,
+        topic_name: TopicName = _same,
+        partitions: int = 3,
+        replication: int = 1,
+        linger_ms: int = 20,
+        batch_size: int = 512 * 1024,
+        compression: str | None = None,
+        client_id: str = "ioc-simulate",
+    ) -> None:
+        from kafka import KafkaProducer
+        from kafka.errors import KafkaError
+
+        self._bootstrap = [b.strip() for b in bootstrap.split(",") if b.strip()]
+        self._topic_name = topic_name
+        self._partitions = partitions
+        self._replication = replication
+        self._names: dict[str, str] = {}
+        self._errors: list[BaseException] = []
+        self.sent = 0
+        try:
+            self._producer = KafkaProducer(
+                bootstrap_servers=self._bootstrap,
+                client_id=client_id,
+                acks="all",
+                enable_idempotence=True,
+                linger_ms=linger_ms,
+                batch_size=batch_size,
+                compression_type=compression,
+                max_in_flight_requests_per_connection=5,
+                buffer_memory=128 * 1024 * 1024,
+                max_request_size=4 * 1024 * 1024,
+            )
+        except KafkaError as exc:
+            raise SinkError(f"cannot reach Kafka at {bootstrap}: {exc}") from None
+
+    def ensure_topics(self, topics: list[str]) -> None:
+        """Create the full-named topics that are missing, with the sink's partition count."""
+        from kafka.admin import KafkaAdminClient, NewTopic
+        from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=self._bootstrap, client_id="ioc-simulate")
+        except KafkaError as exc:
+            raise SinkError(f"cannot reach Kafka at {','.join(self._bootstrap)}: {exc}") from None
+        try:
+            existing = set(admin.list_topics())
+            missing = [t for t in topics if t not in existing]
+            if missing:
+                new = [NewTopic(t, self._partitions, self._replication) for t in missing]
+                # Created meanwhile by another producer: fine.
+                with contextlib.suppress(TopicAlreadyExistsError):
+                    admin.create_topics(new, wait_for_metadata=True)
+        except KafkaError as exc:
+            raise SinkError(f"cannot create topics {', '.join(topics)}: {exc}") from None
+        finally:
+            admin.close()
+
+    def _name(self, topic: str) -> str:
+        name = self._names.get(topic)
+        if name is None:
+            name = self._topic_name(topic)
+            self.ensure_topics([name])
+            self._names[topic] = name
+        return name
+
+    def _failed(self, exc: BaseException) -> None:
+        self._errors.append(exc)
+
+    def send(self, topic: str, key: bytes | None, value: bytes) -> None:
+        name = self._names.get(topic) or self._name(topic)
+        future: Any = self._producer.send(name, value=value, key=key)
+        future.add_errback(self._failed)
+        self.sent += 1
+        if self._errors:
+            self._raise()
+
+    def _raise(self) -> None:
+        first = self._errors[0]
+        raise SinkError(f"Kafka did not take {len(self._errors)} message(s): {first}")
+
+    def flush(self) -> None:
+        self._producer.flush()
+        if self._errors:
+            self._raise()
+
+    def close(self) -> None:
+        try:
+            self.flush()
+        finally:
+            self._producer.close()
+
+
+def feed_topics(topic_name: TopicName) -> list[str]:
+    """Full names of the four feed topics."""
+    return [topic_name(t) for t in BY_TOPIC]
