@@ -153,7 +153,7 @@ def run(
     next_report = wall0 + progress_every
     n = 0
     first: int | None = None
-    t = 0
+    last: int | None = None
     stopped = False
     fast = clock.fast
     send = sink.send
@@ -171,6 +171,7 @@ def run(
                     stopped = True
                     break
             send(topic, key, value)
+            last = t
             n += 1
             feed_counts[index] += 1
             ward_counts[ward] = ward_counts.get(ward, 0) + 1
@@ -182,14 +183,15 @@ def run(
                 if progress is not None and now >= next_report:
                     progress(n, t, now - wall0)
                     next_report = now + progress_every
-        sink.flush()
-    finally:
-        wall = time.monotonic() - wall0
+    except KeyboardInterrupt:
+        stopped = True  # Ctrl-C ends an endless real-time run: still flush and summarise
+    sink.flush()
+    wall = time.monotonic() - wall0
     return Summary(
         by_feed={name: c for name, c in zip(FEED_OF_INDEX, feed_counts, strict=True) if c},
         by_ward={w: c for w, c in sorted(ward_counts.items(), key=_ward_order) if w is not None},
         first=first,
-        last=t if first is not None else None,
+        last=last,
         wall_seconds=wall,
         stopped=stopped,
     )
