@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
+import secrets
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -13,6 +15,7 @@ from typing import Any
 from ioc.services import kafka, postgres
 from ioc.services.proc import Log
 from ioc.services.state import (
+    PROC,
     ConnectionInfo,
     ServiceError,
     connection_info,
@@ -26,6 +29,7 @@ from ioc.services.state import (
 
 SERVICES: tuple[str, ...] = ("postgres", "kafka")
 LOCK_FILE = "services.lock"
+LEASE_DIR = "leases"
 
 
 @dataclass(frozen=True)
@@ -75,9 +79,15 @@ def up(
     cache_dir: Path,
     only: Sequence[str] | None = None,
     log: Log = _print,
+    owner: str = "cli",
 ) -> tuple[ConnectionInfo, list[str]]:
     """Start the selected services (reusing running ones); returns the connection details and
-    the names of the services this call started (the ones its caller may stop again)."""
+    the names of the services this call started.
+
+    `owner` is recorded: "cli" services stay up until `ioc services down`; "session" services
+    (started by a test session) are stopped by the last session that releases its lease.
+    Asking from the CLI for a service a session started makes it a "cli" one.
+    """
     data_dir = data_dir.resolve()
     cache_dir = cache_dir.expanduser().resolve()
     names = select(only)
@@ -92,6 +102,8 @@ def up(
                 entry, fresh = postgres.up(data_dir, previous, log)
             else:
                 entry, fresh = kafka.up(data_dir, cache_dir, previous, log)
+            if fresh or owner == "cli":
+                entry["owner"] = owner
             # Recorded with its pid before waiting: whatever happens next, `down` can stop it.
             update_service(data_dir, name, entry)
             if not fresh:
@@ -125,23 +137,71 @@ def down(data_dir: Path, only: Sequence[str] | None = None, log: Log = _print) -
     data_dir = data_dir.resolve()
     names = select(only)
     with locked(data_dir, log):
+        _down_locked(data_dir, names, log)
+
+
+def _down_locked(data_dir: Path, names: Sequence[str], log: Log) -> None:
+    state = load_state(data_dir)
+    # Stop in reverse start order: consumers of Kafka may write to PostgreSQL.
+    for name in reversed(names):
+        entry = state.get(name)
+        if not entry or entry.get("pid") is None:
+            log(f"{name}: not running")
+            continue
+        pid = entry["pid"]
+        if _alive(name, entry):
+            t0 = time.monotonic()
+            _stop(name, entry, log)
+            log(f"{name}: stopped pid {pid} in {time.monotonic() - t0:.1f} s")
+        else:
+            log(f"{name}: recorded pid {pid} was already gone; cleaned the stale record")
+        entry["pid"] = None
+        state[name] = entry
+        save_state(data_dir, state)
+
+
+def acquire_lease(data_dir: Path, log: Log = _print) -> Path:
+    """Register a user of the services (a test session) so that no other one stops them."""
+    data_dir = data_dir.resolve()
+    with locked(data_dir, log):
+        leases = data_dir / LEASE_DIR
+        leases.mkdir(exist_ok=True)
+        path = leases / f"{os.getpid()}-{secrets.token_hex(4)}"
+        path.write_text(f"{os.getpid()}\n", encoding="utf-8")
+    return path
+
+
+def live_leases(data_dir: Path, proc: Path = PROC) -> list[Path]:
+    """Leases whose process still runs; those of crashed sessions are removed."""
+    live: list[Path] = []
+    for path in sorted((data_dir / LEASE_DIR).glob("*")):
+        pid_text = path.name.split("-", 1)[0]
+        if pid_text.isdigit() and pid_matches(int(pid_text), [], proc):
+            live.append(path)
+        else:
+            path.unlink(missing_ok=True)
+    return live
+
+
+def release_lease(data_dir: Path, lease: Path, log: Log = _print) -> list[str]:
+    """Drop a session's lease; the last session out stops the services sessions started.
+
+    Returns the names it stopped. Services started with `ioc services up` are never stopped here.
+    """
+    data_dir = data_dir.resolve()
+    with locked(data_dir, log):
+        lease.unlink(missing_ok=True)
+        if live_leases(data_dir):
+            return []
         state = load_state(data_dir)
-        # Stop in reverse start order: consumers of Kafka may write to PostgreSQL.
-        for name in reversed(names):
-            entry = state.get(name)
-            if not entry or entry.get("pid") is None:
-                log(f"{name}: not running")
-                continue
-            pid = entry["pid"]
-            if _alive(name, entry):
-                t0 = time.monotonic()
-                _stop(name, entry, log)
-                log(f"{name}: stopped pid {pid} in {time.monotonic() - t0:.1f} s")
-            else:
-                log(f"{name}: recorded pid {pid} was already gone; cleaned the stale record")
-            entry["pid"] = None
-            state[name] = entry
-            save_state(data_dir, state)
+        names = [
+            name
+            for name in SERVICES
+            if state.get(name, {}).get("owner") == "session"
+            and state.get(name, {}).get("pid") is not None
+        ]
+        _down_locked(data_dir, names, log)
+        return names
 
 
 def _alive(name: str, entry: dict[str, Any]) -> bool:

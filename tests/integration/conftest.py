@@ -82,34 +82,33 @@ def _write(config: pytest.Config, line: str) -> None:
 
 @pytest.fixture(scope="session")
 def services(request: pytest.FixtureRequest) -> Iterator[ConnectionInfo]:
-    """Connection details of the running services; starts the missing ones for this session."""
+    """Connection details of the running services; starts the missing ones for this session.
+
+    Services this session starts are stopped by the last concurrent session to finish (a lease
+    per session), so parallel sessions never pull a broker from under each other; services
+    started with `ioc services up` are left running.
+    """
     config = request.config
-    info = read_connection_info(DATA_DIR)
-    missing = [
-        name
-        for name, present in (("postgres", info.admin_url), ("kafka", info.kafka_bootstrap))
-        if not present
-    ]
-    started: list[str] = []
-    if missing:
-        _write(config, f"integration: starting {', '.join(missing)} in {DATA_DIR}")
+
+    def log(line: str) -> None:
+        _write(config, f"integration: {line}")
+
+    lease = manager.acquire_lease(DATA_DIR, log)
+    try:
         try:
             info, started = manager.up(
-                DATA_DIR,
-                default_cache_dir(os.environ),
-                missing,
-                log=lambda line: _write(config, f"integration: {line}"),
+                DATA_DIR, default_cache_dir(os.environ), None, log=log, owner="session"
             )
         except ServiceError as exc:
             pytest.fail(f"integration services could not start: {exc}", pytrace=False)
-    try:
+        if started:
+            log(f"started {', '.join(started)} in {DATA_DIR} for this session")
         _check(info)
         for line in _versions(info):
-            _write(config, f"integration: {line}")
+            log(line)
         yield info
     finally:
-        if started:
-            manager.down(DATA_DIR, started, log=lambda line: _write(config, f"integration: {line}"))
+        manager.release_lease(DATA_DIR, lease, log)
 
 
 def _check(info: ConnectionInfo) -> None:

@@ -183,3 +183,39 @@ def test_select_keeps_start_order_and_rejects_unknown_names() -> None:
     assert manager.select(["kafka"]) == ("kafka",)
     with pytest.raises(ServiceError, match="unknown service 'redis'"):
         manager.select(["redis"])
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_leases_of_dead_sessions_are_dropped(tmp_path: Path) -> None:
+    mine = manager.acquire_lease(tmp_path, print)
+    dead = tmp_path / manager.LEASE_DIR / f"{_dead_pid()}-abcd"
+    dead.write_text("x")
+    junk = tmp_path / manager.LEASE_DIR / "not-a-pid"
+    junk.write_text("x")
+    assert manager.live_leases(tmp_path) == [mine]
+    assert not dead.exists() and not junk.exists()
+
+
+def test_last_session_out_stops_only_session_started_services(tmp_path: Path) -> None:
+    gone = _dead_pid()  # a recorded pid that is already gone: nothing is signalled
+    save_state(
+        tmp_path,
+        {
+            "postgres": {**PG_ENTRY, "pid": gone, "owner": "session"},
+            "kafka": {**KAFKA_ENTRY, "pid": gone, "owner": "cli"},
+        },
+    )
+    first = manager.acquire_lease(tmp_path, print)
+    second = manager.acquire_lease(tmp_path, print)
+    assert first != second
+    assert manager.release_lease(tmp_path, first, print) == []  # another session still runs
+    assert load_state(tmp_path)["postgres"]["pid"] == gone
+    assert manager.release_lease(tmp_path, second, print) == ["postgres"]
+    state = load_state(tmp_path)
+    assert state["postgres"]["pid"] is None
+    assert state["kafka"]["pid"] == gone  # started from the CLI: left alone
