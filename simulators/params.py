@@ -182,7 +182,7 @@ class SimParams:
     aq_period_minutes: int = 15
     # A ward gets one station per this many residents (at least one), capped; below the
     # minimum population it has none.
-    residents_per_station: int = 12_000
+    residents_per_station: int = 10_000
     max_stations_per_ward: int = 2
     station_min_population: int = 5_000
     # City-wide PM2.5 level (µg/m³) in an average month, and monthly factors Jan..Dec
