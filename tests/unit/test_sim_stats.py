@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from itertools import pairwise
 from statistics import median
 
 import msgspec
@@ -153,7 +154,7 @@ def test_online_share_is_within_the_plausible_band(week: Week) -> None:
 
 def _autocorrelation(xs: list[float]) -> float:
     m = sum(xs) / len(xs)
-    num = sum((a - m) * (b - m) for a, b in zip(xs, xs[1:], strict=False))
+    num = sum((a - m) * (b - m) for a, b in pairwise(xs))
     den = sum((a - m) ** 2 for a in xs)
     return num / den
 
