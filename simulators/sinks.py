@@ -192,7 +192,6 @@ class KafkaSink:
                 batch_size=batch_size,
                 compression_type=compression,
                 max_in_flight_requests_per_connection=5,
-                buffer_memory=128 * 1024 * 1024,
                 max_request_size=4 * 1024 * 1024,
             )
         except KafkaError as exc:
