@@ -174,13 +174,17 @@ class KafkaSink:
     ) -> None:
         from kafka import KafkaProducer
         from kafka.errors import KafkaError
+        from kafka.partitioner.default import murmur2
 
+        self._murmur2: Callable[[bytes], int] = murmur2
         self._bootstrap = [b.strip() for b in bootstrap.split(",") if b.strip()]
         self._topic_name = topic_name
         self._partitions = partitions
         self._replication = replication
         self._names: dict[str, str] = {}
         self._errors: list[BaseException] = []
+        self._counts: dict[str, int] = {}
+        self._partitions_of: dict[tuple[str, bytes], int] = {}
         self.sent = 0
         try:
             self._producer = KafkaProducer(
@@ -230,9 +234,26 @@ class KafkaSink:
     def _failed(self, exc: BaseException) -> None:
         self._errors.append(exc)
 
+    def _partition(self, name: str, key: bytes) -> int:
+        """Kafka's default keyed partition (murmur2), cached: entity keys recur constantly and
+        the pure-Python hash is a sizeable share of kafka-python's cost per message."""
+        count = self._counts.get(name)
+        if count is None:
+            count = self._counts[name] = len(self._producer.partitions_for(name))
+        if len(self._partitions_of) > 500_000:
+            self._partitions_of.clear()
+        p: int = (self._murmur2(key) & 0x7FFFFFFF) % count
+        self._partitions_of[(name, key)] = p
+        return p
+
     def send(self, topic: str, key: bytes | None, value: bytes) -> None:
         name = self._names.get(topic) or self._name(topic)
-        future: Any = self._producer.send(name, value=value, key=key)
+        partition = None
+        if key is not None:
+            partition = self._partitions_of.get((name, key))
+            if partition is None:
+                partition = self._partition(name, key)
+        future: Any = self._producer.send(name, value=value, key=key, partition=partition)
         future.add_errback(self._failed)
         self.sent += 1
         if self._errors:
