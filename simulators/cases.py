@@ -58,7 +58,8 @@ class CaseLoop(Generic[C]):
                     for step_t, step_kind in self._schedule(t, case):
                         # Strictly increasing times keep a case's order unambiguous downstream.
                         last = max(step_t, last)
-                        push(heap, (last, next(seq), step_kind, case))
+                        if last >= start:  # warm-up steps before the start are never emitted
+                            push(heap, (last, next(seq), step_kind, case))
                         last += 1
                 elif t >= start and (end is None or t < end):
                     yield self._emit(t, kind, case)

@@ -77,7 +77,30 @@ def parse_scenario(text: str) -> ScenarioSpec:
             allowed = ", ".join(sorted(SCENARIOS[name].options))
             raise ScenarioError(f"{name} has no option {key!r} (options: {allowed})")
         options.append((key, value))
-    return ScenarioSpec(name, tuple(options))
+    spec = ScenarioSpec(name, tuple(options))
+    _check_values(spec)
+    return spec
+
+
+# Allowed ranges of the numeric options, per scenario.
+_RANGES: dict[str, dict[str, tuple[float, float]]] = {
+    "pollution_episode": {"hours": (0.01, 8760.0), "factor": (1.0, 30.0)},
+    "counter_outage": {"hours": (0.01, 8760.0)},
+    "tet_rush": {"days": (0.5, 60.0), "factor": (1.0, 10.0), "holiday_days": (0.0, 30.0)},
+    "sensor_faults": {"hours": (0.01, 8760.0)},
+    "poison": {},
+}
+
+
+def _check_values(spec: ScenarioSpec) -> None:
+    """Option values that need no city pack are checked as soon as they are parsed."""
+    for key, _ in spec.options:
+        if key in ("after", "every"):
+            _seconds(spec, key, "0s")
+        elif key == "at":
+            _at(spec)
+        elif key in _RANGES[spec.name]:
+            _float(spec, key, 0.0)
 
 
 def compile_effects(
@@ -128,10 +151,11 @@ def _seconds(spec: ScenarioSpec, key: str, default: str) -> int:
         raise ScenarioError(f"{spec.name}: {key}: {exc}") from None
 
 
-def _float(spec: ScenarioSpec, key: str, default: float, low: float, high: float) -> float:
+def _float(spec: ScenarioSpec, key: str, default: float) -> float:
     raw = spec.get(key)
     if raw is None:
         return default
+    low, high = _RANGES[spec.name][key]
     try:
         value = float(raw)
     except ValueError:
@@ -143,16 +167,23 @@ def _float(spec: ScenarioSpec, key: str, default: float, low: float, high: float
 
 def _begin(spec: ScenarioSpec, run: _Run, default_after: str) -> int:
     """The window start: `at` (ISO time with offset) or `after` (a duration after the start)."""
-    at = spec.get("at")
+    at = _at(spec)
     if at is not None:
-        try:
-            moment = datetime.fromisoformat(at)
-        except ValueError:
-            raise ScenarioError(f"{spec.name}: at={at!r} is not an ISO date-time") from None
-        if moment.tzinfo is None:
-            raise ScenarioError(f"{spec.name}: at={at!r} needs a UTC offset such as +07:00")
-        return int(moment.timestamp())
+        return at
     return run.start + _seconds(spec, "after", default_after)
+
+
+def _at(spec: ScenarioSpec) -> int | None:
+    at = spec.get("at")
+    if at is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(at)
+    except ValueError:
+        raise ScenarioError(f"{spec.name}: at={at!r} is not an ISO date-time") from None
+    if moment.tzinfo is None:
+        raise ScenarioError(f"{spec.name}: at={at!r} needs a UTC offset such as +07:00")
+    return int(moment.timestamp())
 
 
 def _wards(spec: ScenarioSpec, run: _Run, default: tuple[str, ...]) -> tuple[str, ...]:
@@ -175,13 +206,13 @@ def _most_populous(run: _Run, n: int) -> tuple[str, ...]:
 def _pollution_episode(spec: ScenarioSpec, run: _Run) -> Effects:
     begin = _begin(spec, run, "30m")
     length = _hours(spec, 12.0)
-    factor = _float(spec, "factor", 6.0, 1.0, 30.0)
+    factor = _float(spec, "factor", 6.0)
     wards = frozenset(_wards(spec, run, _most_populous(run, 3)))
     return Effects(pollution=((wards, Window(begin, begin + length, factor)),))
 
 
 def _hours(spec: ScenarioSpec, default: float) -> int:
-    return int(_float(spec, "hours", default, 0.01, 24 * 365) * 3600)
+    return int(_float(spec, "hours", default) * 3600)
 
 
 def _counter_outage(spec: ScenarioSpec, run: _Run) -> Effects:
@@ -192,7 +223,7 @@ def _counter_outage(spec: ScenarioSpec, run: _Run) -> Effects:
 
 
 def _tet_rush(spec: ScenarioSpec, run: _Run) -> Effects:
-    days = _float(spec, "days", 7.0, 0.5, 60.0)
+    days = _float(spec, "days", 7.0)
     rush = int(days * DAY)
     begin: int | None = None
     if spec.get("at") is None and spec.get("after") is None:
@@ -205,8 +236,8 @@ def _tet_rush(spec: ScenarioSpec, run: _Run) -> Effects:
     if begin is None:
         begin = _begin(spec, run, "0s")
     end = begin + rush
-    factor = _float(spec, "factor", 1.8, 1.0, 10.0)
-    holiday = int(_float(spec, "holiday_days", 0.0, 0.0, 30.0))
+    factor = _float(spec, "factor", 1.8)
+    holiday = int(_float(spec, "holiday_days", 0.0))
     first_closed = local_day(end - 1) + 1
     return Effects(
         closed_days=tuple(range(first_closed, first_closed + holiday)),
