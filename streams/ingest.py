@@ -171,7 +171,8 @@ class Ingestor:
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self, idle_exit_s: float | None = None) -> Totals:
-        """Until stop is set (or nothing arrives for idle_exit_s); the source stays open."""
+        """Until stop is set, or nothing arrives for idle_exit_s with no lag left on assigned
+        partitions; the source stays open."""
         last_records = last_log = self._clock()
         logged = Totals()
         while not self.stop.is_set():
@@ -183,8 +184,12 @@ class Ingestor:
             if metrics is not None:
                 last_records = now
             elif idle_exit_s is not None and now - last_records >= idle_exit_s:
-                log.info("ingest: idle for %.0f s, stopping", idle_exit_s)
-                break
+                # Idle means caught up on assigned partitions: while a rebalance is still
+                # waiting out a dead member, polls are empty but the stream is not done.
+                lag = self.source.lag()
+                if lag is not None and lag and not any(lag.values()):
+                    log.info("ingest: idle for %.0f s and caught up, stopping", idle_exit_s)
+                    break
             if now - last_log >= self.opts.log_every_s:
                 self._log_progress(now - last_log, logged)
                 logged = Totals(**vars(self.totals))

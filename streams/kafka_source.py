@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from kafka import KafkaConsumer
+from kafka import ConsumerRebalanceListener, KafkaConsumer
 from kafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 from kafka.structs import OffsetAndMetadata
 from kafka.structs import TopicPartition as KafkaTP
@@ -29,6 +29,9 @@ CONSUMER_TUNING: dict[str, Any] = {
     "receive_buffer_bytes": 1024 * 1024,
     # A database outage holds one batch while retrying; stay in the group meanwhile.
     "max_poll_interval_ms": 600_000,
+    # A killed member's partitions move to the others after this long without heartbeats.
+    "session_timeout_ms": 10_000,
+    "heartbeat_interval_ms": 2_000,
     # kafka-python's metrics cost a few percent of CPU per record and nothing reads them here.
     "metrics_enabled": False,
 }
@@ -70,7 +73,7 @@ class KafkaSource:
         }
         self._bootstrap = bootstrap
         self._consumer = _connect(factory, config, bootstrap, stop or threading.Event())
-        self._consumer.subscribe(list(self._topics))
+        self._consumer.subscribe(list(self._topics), listener=_LogRebalance())
         self._lag: Mapping[TopicPartition, int] | None = None
         self._lag_at = float("-inf")
 
@@ -142,6 +145,17 @@ class KafkaSource:
             self._consumer.close(autocommit=False)
         except KafkaError as exc:
             log.warning("kafka: close failed (%s)", exc)
+
+
+class _LogRebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    """One line per assignment change: explains pauses after a member joins or dies."""
+
+    def on_partitions_revoked(self, revoked: Any) -> None:
+        if revoked:
+            log.info("kafka: %d partitions revoked (rebalance)", len(revoked))
+
+    def on_partitions_assigned(self, assigned: Any) -> None:
+        log.info("kafka: %d partitions assigned", len(assigned))
 
 
 def _connect(
