@@ -31,6 +31,8 @@ class Settings:
     db_schema: str = "public"
     data_dir: Path = Path(".ioc")
     dashboard_debug: bool = False
+    # Map background tiles ({z}/{x}/{y} URL template); empty = wards on a plain background.
+    map_tiles_url: str = ""
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -72,6 +74,8 @@ class Settings:
             values["data_dir"] = Path(raw).expanduser()
         if (raw := env.get("IOC_DASHBOARD_DEBUG")) is not None:
             values["dashboard_debug"] = parse_bool("IOC_DASHBOARD_DEBUG", raw)
+        if (raw := env.get("IOC_MAP_TILES_URL")) is not None:
+            values["map_tiles_url"] = check_tiles_url("IOC_MAP_TILES_URL", raw.strip())
         if "kafka_bootstrap" in values:
             check_bootstrap("IOC_KAFKA_BOOTSTRAP", str(values["kafka_bootstrap"]))
         if "database_url" in values:
@@ -111,6 +115,19 @@ def check_bootstrap(name: str, raw: str) -> None:
         if not sep or not host:
             raise SettingsError(f"{name}={raw!r} must be host:port[,host:port...]")
         parse_port(name, port)
+
+
+def check_tiles_url(name: str, raw: str) -> str:
+    """Empty (no tiles) or an http(s) URL template with {z}, {x} and {y}, or SettingsError."""
+    if not raw:
+        return ""
+    if not raw.startswith(("http://", "https://", "/")) or any(
+        part not in raw for part in ("{z}", "{x}", "{y}")
+    ):
+        raise SettingsError(
+            f"{name}={raw!r} must be an http(s) URL template with {{z}}, {{x}} and {{y}}, or empty"
+        )
+    return raw
 
 
 def check_database_url(name: str, raw: str) -> None:

@@ -1,0 +1,149 @@
+"""Callback step: the Dash app factory - header, language toggle, routing between the wall view
+(/) and ward pages (/ward/<code>), bound to one data source."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Final
+
+import psycopg
+from dash import Dash, Input, Output, State, dcc, html
+from psycopg import sql
+
+from ioc.citypack import load_pack
+from ioc.db.connect import database_url
+from ioc.settings import Settings
+from ioc.targets import load_config
+from layouts import wall, ward
+from layouts.data import Clock, Connect, DataSource, utc_now
+from layouts.i18n import lang_of, t
+
+ASSETS: Final = Path(__file__).resolve().parent / "assets"
+PAGE: Final = "page"
+LANG_BUTTON: Final = "lang-button"
+TITLE: Final = "app-title"
+CITY: Final = "app-city"
+CLOCK: Final = "app-clock"
+CLOCK_DATE: Final = "app-clock-date"
+CLOCK_TICK: Final = "app-clock-tick"
+
+
+def reader_connect(settings: Settings) -> Connect:
+    """Connections as the dashboard's read-only role, on the configured schema."""
+    url = database_url(settings, "reader")
+    schema = settings.db_schema
+    path = sql.SQL("SET search_path TO {}").format(
+        sql.SQL(", ").join(sql.Identifier(s) for s in dict.fromkeys((schema, "public")))
+    )
+
+    def connect() -> psycopg.Connection[Any]:
+        conn = psycopg.connect(
+            url, autocommit=True, connect_timeout=3, application_name="ioc-dashboard"
+        )
+        try:
+            conn.execute(path)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    return connect
+
+
+def _lazy(settings: Settings) -> Connect:
+    # Where the database is gets resolved on each connect, so a dashboard started before
+    # `ioc services up` (or while the database is down) recovers by itself.
+    def connect() -> psycopg.Connection[Any]:
+        return reader_connect(settings)()
+
+    return connect
+
+
+def create_app(settings: Settings, connect: Connect | None = None, clock: Clock = utc_now) -> Dash:
+    """The dashboard for settings' city pack; `connect` opens a read connection (default: the
+    reader role of IOC_DATABASE_URL or the local services), `clock` is 'now'."""
+    pack = load_pack(settings.city_pack)
+    config = load_config(pack.name, pack.codes)
+    data = DataSource(connect or _lazy(settings), pack, config, clock)
+    app = Dash(
+        __name__,
+        assets_folder=str(ASSETS),
+        title=f"IOC {pack.title}",
+        suppress_callback_exceptions=True,
+        update_title="",
+    )
+    app.layout = html.Div(
+        [
+            dcc.Location(id=wall.URL, refresh="callback-nav"),
+            dcc.Store(id=wall.LANG, storage_type="local", data="vi"),
+            dcc.Interval(id=CLOCK_TICK, interval=1000),
+            html.Header(
+                [
+                    html.Div(
+                        [
+                            html.Div(pack.title, id=CITY, className="city"),
+                            html.Div(id=TITLE, className="app-title"),
+                        ],
+                        className="brand",
+                    ),
+                    html.Div(
+                        [
+                            html.Div(id=CLOCK, className="clock-time"),
+                            html.Div(id=CLOCK_DATE, className="clock-date"),
+                        ],
+                        className="clock",
+                    ),
+                    html.Button(id=LANG_BUTTON, n_clicks=0, className="lang-toggle"),
+                ],
+                className="topbar",
+            ),
+            html.Main(id=PAGE, className="page"),
+        ],
+        className="ioc-app",
+    )
+    tiles_url = settings.map_tiles_url
+
+    @app.callback(
+        Output(PAGE, "children"),
+        Output(TITLE, "children"),
+        Output(LANG_BUTTON, "children"),
+        Input(wall.URL, "pathname"),
+        Input(wall.LANG, "data"),
+    )
+    def route(pathname: Any, lang_raw: Any) -> tuple[Any, str, str]:
+        lang = lang_of(lang_raw)
+        path = str(pathname or "/")
+        if path.startswith("/ward/"):
+            page = ward.layout(data, path.removeprefix("/ward/").strip("/"), lang)
+        else:
+            page = wall.layout(data, tiles_url, lang)
+        return page, t("app.title", lang), t("lang.toggle", lang)
+
+    @app.callback(
+        Output(wall.LANG, "data"),
+        Input(LANG_BUTTON, "n_clicks"),
+        State(wall.LANG, "data"),
+        prevent_initial_call=True,
+    )
+    def toggle_language(_n: Any, lang_raw: Any) -> str:
+        return "vi" if lang_of(lang_raw) == "en" else "en"
+
+    # The clock runs in the browser: no server round trip per second for it.
+    app.clientside_callback(  # type: ignore[no-untyped-call]
+        """function (n, lang) {
+            var d = new Date();
+            var opts = {timeZone: 'Asia/Ho_Chi_Minh', hour12: false};
+            var time = d.toLocaleTimeString('en-GB', opts);
+            var p = new Intl.DateTimeFormat('en-GB', Object.assign({day: '2-digit',
+                month: '2-digit', year: 'numeric'}, opts)).format(d);
+            return [time, p];
+        }""",
+        Output(CLOCK, "children"),
+        Output(CLOCK_DATE, "children"),
+        Input(CLOCK_TICK, "n_intervals"),
+        State(wall.LANG, "data"),
+    )
+    wall.register(app, data)
+    ward.register(app, data)
+    app.server.config["IOC_DATA"] = data  # for benchmarks and tests that time the queries
+    return app

@@ -1,0 +1,40 @@
+"""Entry point of the callback step: `ioc dashboard`, the Dash app behind a waitress server."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from ioc.cli import CommandError
+from ioc.settings import Settings
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "dashboard",
+        help="serve the live dashboard (wall view at /, ward pages at /ward/<code>)",
+    )
+    p.add_argument("--threads", type=int, default=8, help="server worker threads (default 8)")
+    p.set_defaults(func=dashboard_command)
+
+
+def dashboard_command(args: argparse.Namespace, settings: Settings) -> int:
+    """Serve until interrupted; debug (Dash's dev server) only with IOC_DASHBOARD_DEBUG."""
+    if args.threads < 1:
+        raise CommandError("--threads must be at least 1")
+    from layouts.app import create_app  # Dash is imported only by this command
+
+    app = create_app(settings)
+    host, port = settings.dashboard_host, settings.dashboard_port
+    if settings.dashboard_debug:
+        app.run(host=host, port=port, debug=True)
+        return 0
+    from waitress import serve
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    print(f"ioc dashboard: http://{host}:{port}/ (Ctrl-C stops)", flush=True)
+    try:
+        serve(app.server, host=host, port=port, threads=args.threads, ident="ioc-dashboard")
+    except OSError as exc:
+        raise CommandError(f"cannot serve on {host}:{port}: {exc.strerror or exc}") from None
+    return 0

@@ -1,0 +1,105 @@
+"""Callback step: the feed-health strip (last event N s ago, consumer lag, stale marks) and the
+alert list with acknowledge buttons, built from a wall snapshot."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+from dash import html
+
+from ioc.citypack import CityPack
+from ioc.queries.alerts import Alert
+from ioc.queries.window import CITY
+from layouts.i18n import Lang, fmt_ago, fmt_duration, fmt_number, t
+from streams.health import FeedHealth
+from streams.topics import FEED_NAMES
+
+ACK: Final = "ack"
+MAX_ALERTS: Final = 4
+
+
+def stale_feeds(health: Sequence[FeedHealth], stale_after_s: Mapping[str, float]) -> frozenset[str]:
+    """Feeds whose newest event is older than their threshold, or that never had one."""
+    by_feed = {h.feed: h for h in health}
+    out = set()
+    for feed in FEED_NAMES:
+        h = by_feed.get(feed)
+        age = None if h is None else h.seconds_since_event
+        if age is None or age > stale_after_s.get(feed, 60.0):
+            out.add(feed)
+    return frozenset(out)
+
+
+def health_strip(health: Sequence[FeedHealth], stale: frozenset[str], lang: Lang) -> list[Any]:
+    """One entry per feed: name, last event age, consumer lag; stale ones marked."""
+    by_feed = {h.feed: h for h in health}
+    items = []
+    for feed in FEED_NAMES:
+        h = by_feed.get(feed)
+        age = None if h is None else h.seconds_since_event
+        last = t("health.never", lang) if age is None else fmt_ago(age, lang)
+        lag = None if h is None else h.consumer_lag
+        parts: list[Any] = [
+            html.Span("●", className="dot"),
+            html.Span(t(f"feed.{feed}", lang), className="feed-name"),
+            html.Span(last, className="feed-age", title=t("health.last_event", lang, ago=last)),
+            html.Span(t("health.lag", lang, lag=fmt_number(lag, lang)), className="feed-lag"),
+        ]
+        if feed in stale:
+            parts.append(html.Span(t("wall.stale", lang), className="stale-badge"))
+        items.append(
+            html.Div(
+                parts,
+                className="feed-health " + ("is-stale" if feed in stale else "is-live"),
+                title=feed,
+            )
+        )
+    return items
+
+
+def _subject(alert: Alert, pack: CityPack, lang: Lang) -> str:
+    if alert.kind == "feed_stalled":
+        return t(f"feed.{alert.subject}", lang)
+    if alert.subject == CITY:
+        return pack.title
+    return pack.ward(alert.subject).name if alert.subject in pack else alert.subject
+
+
+def alert_text(alert: Alert, pack: CityPack, lang: Lang) -> str:
+    """One line naming the alert, in the chosen language."""
+    value = (
+        fmt_duration(alert.value, lang)
+        if alert.kind == "feed_stalled"
+        else fmt_number(alert.value, lang)
+    )
+    return t(f"alert.{alert.kind}", lang, value=value, subject=_subject(alert, pack, lang))
+
+
+def alert_list(alerts: Sequence[Alert], pack: CityPack, lang: Lang) -> list[Any]:
+    """Unacknowledged alerts first; each with an acknowledge button (a pattern-matching id)."""
+    if not alerts:
+        return [html.Div(t("wall.no_alerts", lang), className="no-alerts")]
+    ordered = sorted(alerts, key=lambda a: a.acked)  # stable: keeps severity order within
+    rows = []
+    for alert in ordered[:MAX_ALERTS]:
+        button = (
+            html.Span(t("wall.acked", lang), className="acked")
+            if alert.acked
+            else html.Button(
+                t("wall.ack", lang),
+                id={"type": ACK, "key": alert.key},
+                n_clicks=0,
+                className="ack-button",
+            )
+        )
+        rows.append(
+            html.Div(
+                [html.Span(alert_text(alert, pack, lang), className="alert-text"), button],
+                className=f"alert alert-{alert.kind}" + (" is-acked" if alert.acked else ""),
+            )
+        )
+    more = len(ordered) - MAX_ALERTS
+    if more > 0:
+        rows.append(html.Div(f"+{more}", className="alert-more"))
+    return rows

@@ -1,0 +1,135 @@
+"""Callback step's access to the query step: pooled read connections, 'unavailable since' when
+the database is down or empty, and the few caches that keep a wall refresh cheap."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import pandas as pd
+import psycopg
+
+from ioc.citypack import CityPack
+from ioc.db.connect import NoDatabaseError
+from ioc.queries.snapshot import DAY, WallSnapshot, all_kpis, wall_snapshot
+from ioc.queries.window import floor_hour
+from ioc.targets import DashboardConfig
+
+Connect = Callable[[], psycopg.Connection[Any]]
+Clock = Callable[[], datetime]
+T = TypeVar("T")
+# What a lost or missing database looks like from here: server down, tables not migrated.
+DATA_ERRORS = (psycopg.Error, NoDatabaseError, OSError)
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Unavailable:
+    """The database could not answer; `since` is when it first failed in this outage."""
+
+    since: datetime
+    reason: str
+
+
+class ConnectionSource:
+    """A few idle connections reused across callbacks; a broken one is dropped, never reused."""
+
+    def __init__(self, connect: Connect, max_idle: int = 4) -> None:
+        self._connect = connect
+        self._idle: list[psycopg.Connection[Any]] = []
+        self._lock = threading.Lock()
+        self._max_idle = max_idle
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection[Any]]:
+        with self._lock:
+            conn = self._idle.pop() if self._idle else None
+        if conn is None or conn.closed:
+            conn = self._connect()
+        ok = False
+        try:
+            yield conn
+            ok = True
+        finally:
+            healthy = ok and not conn.closed and conn.info.transaction_status.name == "IDLE"
+            if healthy:
+                with self._lock:
+                    if len(self._idle) < self._max_idle:
+                        self._idle.append(conn)
+                        conn = None
+            if conn is not None:
+                conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
+
+
+class DataSource:
+    """What the pages read, each call one query over one connection, or Unavailable."""
+
+    def __init__(
+        self, connect: Connect, pack: CityPack, config: DashboardConfig, clock: Clock = utc_now
+    ) -> None:
+        self.pool = ConnectionSource(connect)
+        self.pack = pack
+        self.config = config
+        self.clock = clock
+        self.wards = [w.code for w in pack.wards]
+        self._down_since: datetime | None = None
+        self._lock = threading.Lock()
+        self._yesterday: tuple[datetime, datetime, pd.DataFrame] | None = None
+
+    def read(self, query: Callable[[psycopg.Connection[Any]], T]) -> T | Unavailable:
+        """Run `query` on a pooled connection; a failure becomes Unavailable(since first)."""
+        try:
+            with self.pool.connection() as conn:
+                result = query(conn)
+        except DATA_ERRORS as exc:
+            with self._lock:
+                if self._down_since is None:
+                    self._down_since = self.clock()
+                since = self._down_since
+            text = str(exc).strip().splitlines()
+            return Unavailable(since, text[0] if text else type(exc).__name__)
+        with self._lock:
+            self._down_since = None
+        return result
+
+    def _cached_yesterday(self, conn: psycopg.Connection[Any], now: datetime) -> pd.DataFrame:
+        # Yesterday's frame changes when the hour moves (or late data arrives): recompute at
+        # most once a minute and whenever the hour changes.
+        hour = floor_hour(now)
+        cached = self._yesterday
+        if cached is not None and cached[0] == hour and (now - cached[1]).total_seconds() < 60:
+            return cached[2]
+        frame = all_kpis(conn, self.wards, now - DAY)
+        self._yesterday = (hour, now, frame)
+        return frame
+
+    def wall(self, now: datetime) -> WallSnapshot | Unavailable:
+        alerts = self.config.alerts
+
+        def query(conn: psycopg.Connection[Any]) -> WallSnapshot:
+            return wall_snapshot(
+                conn,
+                self.wards,
+                now,
+                dead_letter_window_s=alerts.dead_letter_window_s,
+                ack_hold_s=alerts.ack_hold_s,
+                yesterday=self._cached_yesterday(conn, now),
+            )
+
+        return self.read(query)
+
+    def close(self) -> None:
+        self.pool.close()

@@ -1,0 +1,115 @@
+"""Callback step of the wall view: pure builders from a snapshot (or an outage) to everything a
+refresh sends, and the KPI rotation's state machine."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ioc.citypack import CityPack
+from ioc.queries.alerts import Thresholds, evaluate
+from ioc.queries.snapshot import WallSnapshot
+from ioc.targets import DashboardConfig
+from layouts.components.map import legend, map_hideout, ward_values
+from layouts.components.status import alert_list, health_strip, stale_feeds
+from layouts.components.tiles import TileText, tile_texts
+from layouts.data import Unavailable
+from layouts.i18n import Lang, fmt_time, t
+from layouts.kpis import BY_KEY, SPECS, STALE
+
+
+@dataclass(frozen=True)
+class WallView:
+    """Everything one wall refresh outputs."""
+
+    hideout: dict[str, Any]
+    legend: list[Any]
+    tiles: Mapping[str, TileText] | None  # None: keep the texts shown, grey them
+    health: list[Any] | None
+    alerts: list[Any] | None
+    banner: str
+    banner_class: str
+
+
+def thresholds(config: DashboardConfig) -> Thresholds:
+    a = config.alerts
+    return Thresholds(
+        aqi_min=a.aqi_min,
+        overdue_backlog_max=a.overdue_backlog_max,
+        feed_stalled_after_s=a.feed_stalled_after_s,
+        stale_after_s=config.stale_after_s,
+        dead_letter_spike=a.dead_letter_spike,
+    )
+
+
+def build_wall(
+    snapshot: WallSnapshot | Unavailable,
+    pack: CityPack,
+    config: DashboardConfig,
+    kpi: str,
+    lang: Lang,
+) -> WallView:
+    """The wall's outputs; an outage greys the map and says since when data is missing."""
+    spec = BY_KEY.get(kpi, SPECS[0])
+    wards = [w.code for w in pack.wards]
+    if isinstance(snapshot, Unavailable):
+        values = dict.fromkeys(wards, float("nan"))
+        hideout = map_hideout(spec, values, stale=True)
+        hideout["colours"] = dict.fromkeys(wards, STALE)
+        return WallView(
+            hideout=hideout,
+            legend=legend(spec, values, True, lang),
+            tiles=None,
+            health=None,
+            alerts=None,
+            banner=t("wall.unavailable", lang, time=fmt_time(snapshot.since)),
+            banner_class="banner is-down",
+        )
+    stale = stale_feeds(snapshot.health, config.stale_after_s)
+    values = ward_values(snapshot.kpis, spec.key, wards)
+    is_stale = spec.feed in stale
+    alerts = evaluate(
+        snapshot.kpis,
+        snapshot.health,
+        snapshot.dead_letters_recent,
+        snapshot.acks,
+        thresholds(config),
+    )
+    return WallView(
+        hideout=map_hideout(spec, values, is_stale),
+        legend=legend(spec, values, is_stale, lang),
+        tiles=tile_texts(snapshot.kpis, snapshot.yesterday, config, stale, spec.key, lang),
+        health=health_strip(snapshot.health, stale, lang),
+        alerts=alert_list(alerts, pack, lang),
+        banner=t("wall.as_of", lang, time=fmt_time(snapshot.now, seconds=True)),
+        banner_class="banner is-up",
+    )
+
+
+def rotate(
+    state: Mapping[str, Any] | None,
+    trigger: str | None,
+    clicked_kpi: str | None,
+    now_ms: float,
+    config: DashboardConfig,
+) -> dict[str, Any]:
+    """The next rotation state {kpi, paused_at}: a tick moves to the next KPI unless paused
+    (a pause ends by itself after resume_after_seconds); a tile click shows that KPI and
+    pauses; the pause button toggles."""
+    rotation = list(config.wall.rotation)
+    kpi = str((state or {}).get("kpi") or rotation[0])
+    paused_at = (state or {}).get("paused_at")
+    if trigger == "tile" and clicked_kpi in BY_KEY:
+        return {"kpi": clicked_kpi, "paused_at": now_ms}
+    if trigger == "pause":
+        return {"kpi": kpi, "paused_at": None if paused_at is not None else now_ms}
+    if trigger == "tick":
+        waiting = config.wall.resume_after_seconds * 1000.0
+        if paused_at is not None and now_ms - float(paused_at) < waiting:
+            return {"kpi": kpi, "paused_at": paused_at}
+        nxt = (
+            rotation[(rotation.index(kpi) + 1) % len(rotation)] if kpi in rotation else rotation[0]
+        )
+        return {"kpi": nxt, "paused_at": None}
+    return {"kpi": kpi, "paused_at": paused_at}
