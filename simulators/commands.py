@@ -58,6 +58,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "compresses; a PATH ending in / gets one file per topic) or null",
     )
     p.add_argument(
+        "--compression",
+        choices=("none", "gzip", "snappy", "lz4", "zstd"),
+        default="none",
+        help="Kafka compression codec (default none; codecs other than gzip need their library)",
+    )
+    p.add_argument(
         "--volume-scale",
         type=float,
         default=1.0,
@@ -74,7 +80,8 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
 
     pack = load_pack(settings.city_pack)
     _warn_if_ahead(config, speed, datetime.now(VN_TZ))
-    sink = open_sink(args.to, settings)
+    compression = None if args.compression == "none" else args.compression
+    sink = open_sink(args.to, settings, compression=compression)
     progress = None if args.quiet else _Progress(sys.stderr)
     try:
         summary = run(
@@ -164,7 +171,7 @@ def _warn_if_ahead(config: SimConfig, speed: float | None, now: datetime) -> Non
         )
 
 
-def open_sink(spec: str, settings: Settings) -> Sink:
+def open_sink(spec: str, settings: Settings, *, compression: str | None = None) -> Sink:
     """kafka | file:PATH | null."""
     try:
         if spec == "null":
@@ -175,7 +182,9 @@ def open_sink(spec: str, settings: Settings) -> Sink:
                 raise CommandError("--to file:PATH needs a path", status=2)
             return FileSink(path, topic_name=settings.topic)
         if spec == "kafka":
-            sink = KafkaSink(_bootstrap(settings), topic_name=settings.topic)
+            sink = KafkaSink(
+                _bootstrap(settings), topic_name=settings.topic, compression=compression
+            )
             sink.ensure_topics(feed_topics(settings.topic))
             return sink
     except SinkError as exc:

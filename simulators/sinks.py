@@ -200,6 +200,9 @@ class KafkaSink:
             )
         except KafkaError as exc:
             raise SinkError(f"cannot reach Kafka at {bootstrap}: {exc}") from None
+        except (ValueError, RuntimeError, AssertionError) as exc:
+            # kafka-python reports a missing compression library or a bad setting this way.
+            raise SinkError(f"cannot configure the Kafka producer: {exc}") from None
 
     def ensure_topics(self, topics: list[str]) -> None:
         """Create the full-named topics that are missing, with the sink's partition count."""
