@@ -16,6 +16,7 @@ import psycopg
 from ioc.citypack import CityPack
 from ioc.db.connect import NoDatabaseError
 from ioc.queries.snapshot import DAY, WallSnapshot, all_kpis, wall_snapshot
+from ioc.queries.ward import WardDetail, ward_detail
 from ioc.queries.window import floor_hour
 from ioc.targets import DashboardConfig
 
@@ -130,6 +131,9 @@ class DataSource:
             )
 
         return self.read(query)
+
+    def ward(self, code: str, period: str, now: datetime) -> WardDetail | Unavailable:
+        return self.read(lambda conn: ward_detail(conn, self.wards, code, period, now))
 
     def close(self) -> None:
         self.pool.close()

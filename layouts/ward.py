@@ -1,18 +1,160 @@
-"""Callback step of the ward page (/ward/<code>): placeholder until the page is built."""
+"""Callback step of the ward page (/ward/<code>): layout, component ids and thin callbacks
+(inputs -> one query -> one pure builder -> outputs), and the CSV export."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
-from dash import Dash, html
+from dash import Dash, Input, Output, State, dcc, html, no_update
 
-from layouts.data import DataSource
-from layouts.i18n import Lang
+from ioc.queries.ward import PERIOD_HOURS
+from layouts.data import DataSource, Unavailable
+from layouts.i18n import Lang, enum_label, fmt_number, fmt_time, lang_of, t
+from layouts.ward_view import breakdown_figures, export_csv, kpi_table, overdue_lists, series_figure
+from streams.topics import FEED_NAMES
+
+CODE: Final = "ward-code"
+PERIOD: Final = "ward-period"
+REFRESH: Final = "ward-refresh"
+KPIS: Final = "ward-kpis"
+SERIES: Final = {f: f"ward-series-{f}" for f in FEED_NAMES}
+BREAKDOWN: Final = {f: f"ward-breakdown-{f}" for f in FEED_NAMES}
+OVERDUE_DOSSIERS: Final = "ward-overdue-dossiers"
+OVERDUE_FEEDBACK: Final = "ward-overdue-feedback"
+STATUS: Final = "ward-status"
+EXPORT: Final = "ward-export"
+DOWNLOAD: Final = "ward-download"
+LANG: Final = "lang"
+REFRESH_MS: Final = 30_000
+GRAPH_CONFIG: Final[Any] = {"displayModeBar": False}
+
+
+def _graph(graph_id: str) -> Any:
+    return dcc.Graph(id=graph_id, config=GRAPH_CONFIG, style={"height": "260px"})
+
+
+def _card(title: str, *children: Any, wide: bool = False) -> Any:
+    return html.Div([html.H2(title), *children], className="card wide" if wide else "card")
 
 
 def layout(data: DataSource, code: str, lang: Lang) -> Any:
-    return html.Div(code)
+    """The page for one ward; an unknown code says so instead of failing."""
+    if code not in data.pack:
+        return html.Div(
+            [dcc.Link(t("ward.back", lang), href="/"), html.H1(t("ward.unknown", lang, code=code))],
+            className="ward-page",
+        )
+    ward = data.pack.ward(code)
+    successors = ", ".join(u.name for u in data.pack.successors(code))
+    meta = (
+        f"{code} · {t('ward.population', lang)} {fmt_number(ward.population, lang)}"
+        f" · {fmt_number(ward.area_km2, lang, 1)} km² · 2025 → {successors}"
+    )
+    periods = [{"label": t(f"ward.p{p}", lang), "value": p} for p in PERIOD_HOURS]
+    return html.Div(
+        [
+            html.Div(
+                [
+                    dcc.Link(t("ward.back", lang), href="/"),
+                    html.H1(ward.name),
+                    html.Span(meta, className="ward-meta"),
+                ],
+                className="ward-head",
+            ),
+            html.Div(
+                [
+                    html.Span(t("ward.period", lang)),
+                    dcc.RadioItems(periods, "24h", id=PERIOD, inline=True),
+                    html.Button(
+                        t("ward.export", lang), id=EXPORT, n_clicks=0, className="export-button"
+                    ),
+                    html.Span(id=STATUS, className="ward-meta"),
+                ],
+                className="ward-controls",
+            ),
+            html.Div(
+                [
+                    _card(t("ward.kpi", lang), html.Div(id=KPIS)),
+                    _card(
+                        t("ward.breakdowns", lang),
+                        _graph(BREAKDOWN["air_quality"]),
+                        _graph(BREAKDOWN["feedback"]),
+                    ),
+                    _card(
+                        t("ward.series", lang),
+                        html.Div([_graph(SERIES[f]) for f in FEED_NAMES], className="ward-grid"),
+                        wide=True,
+                    ),
+                    _card(t("ward.breakdowns", lang), _graph(BREAKDOWN["dossiers"])),
+                    _card(t("ward.breakdowns", lang), _graph(BREAKDOWN["payments"])),
+                    _card(t("ward.overdue_dossiers", lang), html.Div(id=OVERDUE_DOSSIERS)),
+                    _card(t("ward.overdue_feedback", lang), html.Div(id=OVERDUE_FEEDBACK)),
+                ],
+                className="ward-grid",
+            ),
+            dcc.Store(id=CODE, data=code),
+            dcc.Interval(id=REFRESH, interval=REFRESH_MS),
+            dcc.Download(id=DOWNLOAD),
+        ],
+        className="ward-page",
+    )
 
 
 def register(app: Dash, data: DataSource) -> None:
-    return None
+    """The ward page's callbacks, bound to this app and its data source."""
+    outputs = [
+        Output(KPIS, "children"),
+        *[Output(SERIES[f], "figure") for f in FEED_NAMES],
+        *[Output(BREAKDOWN[f], "figure") for f in FEED_NAMES],
+        Output(OVERDUE_DOSSIERS, "children"),
+        Output(OVERDUE_FEEDBACK, "children"),
+        Output(STATUS, "children"),
+    ]
+
+    @app.callback(
+        *outputs,
+        Input(PERIOD, "value"),
+        Input(REFRESH, "n_intervals"),
+        State(CODE, "data"),
+        State(LANG, "data"),
+    )
+    def refresh(period: Any, _n: Any, code: Any, lang_raw: Any) -> tuple[Any, ...]:
+        lang = lang_of(lang_raw)
+        now = data.clock()
+        detail = data.ward(str(code), str(period or "24h"), now)
+        if isinstance(detail, Unavailable):
+            status = t("wall.unavailable", lang, time=fmt_time(detail.since))
+            return (*([no_update] * (len(outputs) - 1)), status)
+        breakdowns = breakdown_figures(detail, lang)
+        dossiers, feedback = overdue_lists(detail, lang)
+        return (
+            kpi_table(detail, data.pack, lang),
+            *[series_figure(detail, f, lang) for f in FEED_NAMES],
+            *[breakdowns[f] for f in FEED_NAMES],
+            dossiers,
+            feedback,
+            t("wall.as_of", lang, time=fmt_time(now, seconds=True)),
+        )
+
+    @app.callback(
+        Output(DOWNLOAD, "data"),
+        Input(EXPORT, "n_clicks"),
+        State(PERIOD, "value"),
+        State(CODE, "data"),
+        State(LANG, "data"),
+        prevent_initial_call=True,
+    )
+    def export(clicks: Any, period: Any, code: Any, lang_raw: Any) -> Any:
+        if not clicks:
+            return no_update
+        lang = lang_of(lang_raw)
+        now = data.clock()
+        detail = data.ward(str(code), str(period or "24h"), now)
+        if isinstance(detail, Unavailable):
+            return no_update
+        stamp = now.strftime("%Y%m%d-%H%M")
+        name = f"ioc-{code}-{period}-{stamp}.csv"
+        return {"content": export_csv(detail, lang), "filename": name, "type": "text/csv"}
+
+
+__all__ = ["enum_label", "layout", "register"]

@@ -1,0 +1,69 @@
+"""Query step of the ward page: one read of everything it shows for one ward and period - the
+KPIs beside the city's, time series, breakdowns and overdue case lists."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+import pandas as pd
+import psycopg
+
+from ioc.queries import breakdowns, series
+from ioc.queries.air_quality import air_quality_kpis
+from ioc.queries.dossiers import dossier_kpis
+from ioc.queries.feedback import feedback_kpis
+from ioc.queries.payments import payment_kpis
+from ioc.queries.window import Window
+
+PERIOD_HOURS: Final = {"24h": 24, "7d": 7 * 24, "30d": 30 * 24}
+
+
+@dataclass(frozen=True)
+class WardDetail:
+    """What the ward page shows for `ward` over `window` (series daily for 30 days)."""
+
+    ward: str
+    window: Window
+    now: datetime
+    kpis: pd.DataFrame  # the ward's row and the city's, every KPI
+    series: dict[str, pd.DataFrame]
+    daily: bool
+    dossiers_by: pd.DataFrame
+    payments_by: pd.DataFrame
+    feedback_by: pd.DataFrame
+    aqi_by: pd.DataFrame
+    overdue_dossiers: pd.DataFrame
+    overdue_feedback: pd.DataFrame
+
+
+def ward_detail(
+    conn: psycopg.Connection[Any], wards: Sequence[str], ward: str, period: str, now: datetime
+) -> WardDetail:
+    """The ward page's data; `period` is one of PERIOD_HOURS."""
+    window = Window.last(PERIOD_HOURS[period], now)
+    frames = [
+        dossier_kpis(conn, wards, window, now),
+        payment_kpis(conn, wards, window),
+        feedback_kpis(conn, wards, window, now),
+        air_quality_kpis(conn, wards, now),
+    ]
+    kpis = pd.concat(frames, axis=1).loc[[ward, "city"]]
+    hourly = series.ward_series(conn, ward, window)
+    is_daily = period == "30d"
+    return WardDetail(
+        ward=ward,
+        window=window,
+        now=now,
+        kpis=kpis,
+        series=series.daily(hourly) if is_daily else hourly,
+        daily=is_daily,
+        dossiers_by=breakdowns.dossiers_by_field_channel(conn, ward, window),
+        payments_by=breakdowns.payments_by_channel(conn, ward, window),
+        feedback_by=breakdowns.feedback_by_category(conn, ward, window),
+        aqi_by=breakdowns.aqi_by_pollutant(conn, ward, now),
+        overdue_dossiers=breakdowns.overdue_dossiers(conn, ward, now),
+        overdue_feedback=breakdowns.overdue_feedback(conn, ward, now),
+    )

@@ -1,0 +1,276 @@
+"""Callback step of the ward page: pure builders from a WardDetail to the KPI table, charts,
+overdue lists and the CSV export of exactly what is shown."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from typing import Any, Final
+
+import pandas as pd
+import plotly.graph_objects as go  # type: ignore[import-untyped]
+from dash import html
+
+from ioc.citypack import CityPack
+from ioc.queries.ward import WardDetail
+from layouts.i18n import Lang, enum_label, fmt_date, fmt_datetime, fmt_duration, fmt_number, t
+from layouts.kpis import SPECS, fmt_value
+from streams.topics import FEED_NAMES
+
+BG: Final = "#141a26"
+INK: Final = "#e8edf5"
+MUTED: Final = "#93a0b5"
+COLOURS: Final = ("#4da3ff", "#3ddc84", "#ffc53d", "#ff6b5b", "#b07cff", "#2dd4bf", "#f472b6")
+SERIES_LINES: Final = {
+    "dossiers": ("received", "resolved"),
+    "payments": ("transactions",),
+    "feedback": ("submitted", "resolved"),
+    "air_quality": ("aqi",),
+}
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{str(k): v for k, v in row.items()} for row in frame.to_dict("records")]
+
+
+def _num(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def kpi_rows(detail: WardDetail, lang: Lang) -> list[tuple[str, str, str, str]]:
+    """(feed, KPI name, ward value, city value) in display order."""
+    rows = []
+    for spec in SPECS:
+        ward = _num(detail.kpis[spec.key].get(detail.ward))
+        city = _num(detail.kpis[spec.key].get("city"))
+        rows.append(
+            (
+                t(f"feed.{spec.feed}", lang),
+                t(f"kpi.{spec.key}", lang),
+                fmt_value(spec, ward, lang),
+                fmt_value(spec, city, lang),
+            )
+        )
+    return rows
+
+
+def kpi_table(detail: WardDetail, pack: CityPack, lang: Lang) -> Any:
+    """The ward's KPIs beside the city's, grouped by feed."""
+    head = html.Tr(
+        [
+            html.Th(t("ward.kpi", lang)),
+            html.Th(pack.ward(detail.ward).name),
+            html.Th(t("ward.city", lang)),
+        ]
+    )
+    body: list[Any] = []
+    group = None
+    for feed, name, ward, city in kpi_rows(detail, lang):
+        if feed != group:
+            body.append(html.Tr(html.Td(feed, colSpan=3), className="group"))
+            group = feed
+        body.append(html.Tr([html.Td(name), html.Td(ward), html.Td(city)]))
+    return html.Table([html.Thead(head), html.Tbody(body)], className="kpi-table")
+
+
+def _layout(fig: go.Figure, title: str) -> go.Figure:
+    fig.update_layout(
+        title={"text": title, "font": {"size": 16, "color": MUTED}},
+        paper_bgcolor=BG,
+        plot_bgcolor=BG,
+        font={"color": INK, "size": 13},
+        margin={"l": 50, "r": 16, "t": 40, "b": 36},
+        height=260,
+        legend={"orientation": "h", "y": -0.2},
+        xaxis={"gridcolor": "#273145"},
+        yaxis={"gridcolor": "#273145", "rangemode": "tozero"},
+    )
+    return fig
+
+
+def series_figure(detail: WardDetail, feed: str, lang: Lang) -> go.Figure:
+    """One feed's series over the period (hourly, or daily for 30 days)."""
+    frame = detail.series[feed]
+    fig = go.Figure()
+    x = [ts.to_pydatetime() for ts in pd.DatetimeIndex(frame.index).tz_convert("Asia/Ho_Chi_Minh")]
+    for i, column in enumerate(SERIES_LINES[feed]):
+        y = frame[column].tolist()
+        trace: Any = (
+            go.Bar(x=x, y=y, name=t(f"series.{column}", lang), marker_color=COLOURS[i])
+            if detail.daily
+            else go.Scatter(
+                x=x,
+                y=y,
+                name=t(f"series.{column}", lang),
+                mode="lines",
+                line={"color": COLOURS[i], "width": 2},
+            )
+        )
+        fig.add_trace(trace)
+    return _layout(fig, t(f"series.{feed}", lang))
+
+
+def breakdown_figures(detail: WardDetail, lang: Lang) -> dict[str, go.Figure]:
+    """Dossiers by field (stacked by channel), payments by channel, feedback by category, AQI
+    sub-index by pollutant."""
+    d = detail.dossiers_by
+    dossiers = go.Figure()
+    for i, channel in enumerate(sorted(set(d["channel"]))):
+        part = d[d["channel"] == channel]
+        dossiers.add_trace(
+            go.Bar(
+                y=[enum_label(f, lang) for f in part["procedure_field"]],
+                x=part["count"].tolist(),
+                name=enum_label(channel, lang),
+                orientation="h",
+                marker_color=COLOURS[i % len(COLOURS)],
+            )
+        )
+    dossiers.update_layout(barmode="stack")
+    p = detail.payments_by
+    payments = go.Figure(
+        go.Bar(
+            x=[enum_label(c, lang) for c in p["channel"]],
+            y=p["count"].tolist(),
+            marker_color=COLOURS[0],
+        )
+    )
+    f = detail.feedback_by
+    feedback = go.Figure(
+        go.Bar(
+            x=[enum_label(c, lang) for c in f["category"]],
+            y=f["count"].tolist(),
+            marker_color=COLOURS[2],
+        )
+    )
+    a = detail.aqi_by
+    aqi = go.Figure(
+        go.Bar(
+            x=[p.upper().replace("PM25", "PM2.5") for p in a["pollutant"]],
+            y=a["sub_index"].tolist(),
+            marker_color=COLOURS[3],
+        )
+    )
+    return {
+        "dossiers": _layout(dossiers, f"{t('feed.dossiers', lang)}: {t('col.field', lang)}"),
+        "payments": _layout(payments, f"{t('feed.payments', lang)}: {t('col.channel', lang)}"),
+        "feedback": _layout(feedback, f"{t('feed.feedback', lang)}: {t('col.category', lang)}"),
+        "air_quality": _layout(aqi, f"VN_AQI: {t('col.pollutant', lang)}"),
+    }
+
+
+def _list(headers: list[str], rows: list[list[str]], lang: Lang) -> Any:
+    if not rows:
+        return html.Div(t("ward.none", lang), className="ward-meta")
+    return html.Div(
+        html.Table(
+            [
+                html.Thead(html.Tr([html.Th(h) for h in headers])),
+                html.Tbody([html.Tr([html.Td(c) for c in r]) for r in rows]),
+            ],
+            className="list-table",
+        ),
+        className="list-wrap",
+    )
+
+
+def overdue_rows(detail: WardDetail, lang: Lang) -> tuple[list[list[str]], list[list[str]]]:
+    """The two overdue lists as display rows (ids, labels, dates, how late)."""
+    now = detail.now
+    dossiers = [
+        [
+            str(r["dossier_id"]),
+            enum_label(str(r["procedure_field"]), lang),
+            enum_label(str(r["channel"]), lang),
+            fmt_date(r["received_at"], lang),
+            fmt_datetime(r["due_at"], lang),
+            fmt_duration((now - r["due_at"]).total_seconds(), lang),
+        ]
+        for r in _records(detail.overdue_dossiers)
+    ]
+    feedback = [
+        [
+            str(r["report_id"]),
+            enum_label(str(r["category"]), lang),
+            enum_label(str(r["urgency"]), lang),
+            fmt_datetime(r["submitted_at"], lang),
+            fmt_datetime(r["due_at"], lang),
+            fmt_duration((now - r["due_at"]).total_seconds(), lang),
+        ]
+        for r in _records(detail.overdue_feedback)
+    ]
+    return dossiers, feedback
+
+
+def overdue_lists(detail: WardDetail, lang: Lang) -> tuple[Any, Any]:
+    dossiers, feedback = overdue_rows(detail, lang)
+    d_head = [
+        t(k, lang)
+        for k in ("col.id", "col.field", "col.channel", "col.received", "col.due", "col.late_by")
+    ]
+    f_head = [
+        t(k, lang)
+        for k in (
+            "col.id",
+            "col.category",
+            "col.urgency",
+            "col.submitted",
+            "col.due",
+            "col.late_by",
+        )
+    ]
+    return _list(d_head, dossiers, lang), _list(f_head, feedback, lang)
+
+
+def export_csv(detail: WardDetail, lang: Lang) -> str:
+    """What the page shows, as one CSV in long form: section, item, detail, value(s)."""
+    buf = io.StringIO()
+    out = csv.writer(buf)
+    out.writerow(["section", "item", "detail", "ward", "city"])
+    for feed, name, ward, city in kpi_rows(detail, lang):
+        out.writerow(["kpi", name, feed, ward, city])
+    for feed in FEED_NAMES:
+        frame = detail.series[feed]
+        stamps = pd.DatetimeIndex(frame.index).tz_convert("Asia/Ho_Chi_Minh")
+        for ts, row in zip(stamps, _records(frame), strict=True):
+            stamp = ts.isoformat()
+            for column in SERIES_LINES[feed]:
+                out.writerow(
+                    [f"series.{feed}", column, stamp, fmt_number(row[column], lang, 0), ""]
+                )
+    for r in _records(detail.dossiers_by):
+        out.writerow(
+            [
+                "dossiers_by_field_channel",
+                enum_label(str(r["procedure_field"]), lang),
+                enum_label(str(r["channel"]), lang),
+                int(r["count"]),
+                "",
+            ]
+        )
+    for r in _records(detail.payments_by):
+        out.writerow(
+            [
+                "payments_by_channel",
+                enum_label(str(r["channel"]), lang),
+                "count",
+                int(r["count"]),
+                "",
+            ]
+        )
+    for r in _records(detail.feedback_by):
+        out.writerow(
+            ["feedback_by_category", enum_label(str(r["category"]), lang), "", int(r["count"]), ""]
+        )
+    for r in _records(detail.aqi_by):
+        out.writerow(["aqi_by_pollutant", str(r["pollutant"]), "", int(r["sub_index"]), ""])
+    late_dossiers, late_feedback = overdue_rows(detail, lang)
+    for line in late_dossiers:
+        out.writerow(["overdue_dossiers", line[0], " | ".join(line[1:]), "", ""])
+    for line in late_feedback:
+        out.writerow(["overdue_feedback", line[0], " | ".join(line[1:]), "", ""])
+    return buf.getvalue()
