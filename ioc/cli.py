@@ -18,6 +18,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "ioc.citypack.commands",
     "simulators.commands",
     "streams.commands",
+    "ioc.demo.commands",
     "layouts.commands",
 )
 
