@@ -13,7 +13,7 @@ from psycopg import sql
 from ioc.citypack import load_pack
 from ioc.db.connect import database_url
 from ioc.settings import Settings
-from ioc.targets import load_config
+from ioc.targets import DashboardConfig, load_config
 from layouts import wall, ward
 from layouts.data import Clock, Connect, DataSource, utc_now
 from layouts.i18n import lang_of, t
@@ -59,11 +59,17 @@ def _lazy(settings: Settings) -> Connect:
     return connect
 
 
-def create_app(settings: Settings, connect: Connect | None = None, clock: Clock = utc_now) -> Dash:
+def create_app(
+    settings: Settings,
+    connect: Connect | None = None,
+    clock: Clock = utc_now,
+    config: DashboardConfig | None = None,
+) -> Dash:
     """The dashboard for settings' city pack; `connect` opens a read connection (default: the
-    reader role of IOC_DATABASE_URL or the local services), `clock` is 'now'."""
+    reader role of IOC_DATABASE_URL or the local services), `clock` is 'now', `config` replaces
+    the pack's targets.toml (tests, demos)."""
     pack = load_pack(settings.city_pack)
-    config = load_config(pack.name, pack.codes)
+    config = config or load_config(pack.name, pack.codes)
     data = DataSource(connect or _lazy(settings), pack, config, clock)
     app = Dash(
         __name__,

@@ -1,0 +1,289 @@
+"""The live dashboard in headless Chromium against a database filled from a seeded simulator
+stream through the real table writers: polygons and their colours, tile numbers, ward clicks,
+language, stale feeds, zoom kept across refreshes, outage state; screenshots saved."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from playwright.sync_api import Browser, Page, sync_playwright
+from psycopg import sql
+from waitress.server import create_server
+
+from ioc.citypack import load_pack
+from ioc.db.migrate import migrate
+from ioc.queries.snapshot import all_kpis
+from ioc.services.state import ConnectionInfo
+from ioc.settings import Settings
+from ioc.targets import load_config
+from layouts.app import create_app
+from layouts.components.map import map_hideout, ward_values
+from layouts.i18n import t
+from layouts.kpis import BY_KEY, STALE, fmt_value
+from tests.support import dashboard_fill as fill
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+PACK = load_pack("halong")
+WARDS = [w.code for w in PACK.wards]
+STALE_S = 6.0
+
+
+@dataclasses.dataclass
+class Served:
+    url: str
+    schema: str
+    admin_url: str
+    reader_url: str
+    heartbeat: Callable[[set[str]], None]  # which feeds keep ticking
+
+
+def serve(app: Any) -> tuple[str, Callable[[], None]]:
+    server = create_server(app.server, host="127.0.0.1", port=0, threads=6)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    return f"http://127.0.0.1:{server.effective_port}", server.close
+
+
+@pytest.fixture(scope="module")
+def dashboard(services: ConnectionInfo, pg_admin_url: str) -> Iterator[Served]:
+    schema = f"t_dash_{uuid.uuid4().hex[:8]}"
+    migrate(pg_admin_url, schema=schema)
+    now = datetime.now(UTC)
+    with fill.connect(pg_admin_url, schema) as conn:
+        written = fill.write(
+            conn, fill.stream(now - timedelta(minutes=1), timedelta(days=2), 42, 0.15, 10), now
+        )
+        fill.touch_health(conn, ["dossiers", "payments", "feedback", "air_quality"], now)
+    assert written["payments"] > 1000 and written["air_quality"] > 100, written
+    assert services.reader_url
+    live = {"feeds": {"dossiers", "payments", "feedback", "air_quality"}}
+    stop = threading.Event()
+
+    def beat() -> None:
+        # A live ingest's heartbeat: the newest event time of each ticking feed moves to now.
+        with fill.connect(pg_admin_url, schema) as conn:
+            while not stop.wait(1.0):
+                fill.touch_health(conn, sorted(live["feeds"]), datetime.now(UTC))
+
+    beater = threading.Thread(target=beat, daemon=True)
+    beater.start()
+    base = load_config("halong", PACK.codes)
+    config = dataclasses.replace(base, stale_after_s=dict.fromkeys(base.stale_after_s, STALE_S))
+    settings = Settings(database_url=services.reader_url, db_schema=schema)
+    app = create_app(settings, config=config)
+    url, close = serve(app)
+
+    def heartbeat(feeds: set[str]) -> None:
+        live["feeds"] = set(feeds)
+
+    try:
+        yield Served(url, schema, pg_admin_url, services.reader_url, heartbeat)
+    finally:
+        stop.set()
+        beater.join(timeout=5)
+        close()
+        app.server.config["IOC_DATA"].close()
+        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1920, "height": 1080}, accept_downloads=True)
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    yield pg
+    context.close()
+    assert not errors, f"JavaScript errors in the page: {errors}"
+
+
+def expected_kpis(served: Served) -> Any:
+    with psycopg.connect(served.reader_url) as conn:
+        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(served.schema)))
+        return all_kpis(conn, WARDS, datetime.now(UTC))
+
+
+def fills(page: Page) -> dict[str, str]:
+    """Ward code -> the fill colour Leaflet drew for its polygon."""
+    raw: dict[str, str] = page.evaluate(
+        """() => Object.fromEntries(Array.from(document.querySelectorAll('path.ward'))
+            .map(p => [Array.from(p.classList).find(c => /^ward-\\d{5}$/.test(c)).slice(5),
+                       p.getAttribute('fill')]))"""
+    )
+    return {k: v.lower() for k, v in raw.items()}
+
+
+def wait_wall(page: Page, url: str) -> None:
+    page.goto(url + "/")
+    page.wait_for_function("document.querySelectorAll('path.ward').length > 0", timeout=20_000)
+    page.wait_for_function(
+        "document.querySelector('#wall-banner') && "
+        "document.querySelector('#wall-banner').className.includes('is-up')",
+        timeout=20_000,
+    )
+
+
+def select_kpi(page: Page, kpi: str) -> None:
+    page.click(f'[id=\'{{"kpi":"{kpi}","type":"tile"}}\']')
+    page.wait_for_function(
+        f"document.querySelector('.legend-title').textContent === {t('kpi.' + kpi, 'vi')!r}",
+        timeout=10_000,
+    )
+    time.sleep(1.5)  # one refresh after the selection
+
+
+def test_wall_map_tiles_and_colours_match_the_database(dashboard: Served, page: Page) -> None:
+    wait_wall(page, dashboard.url)
+    drawn = fills(page)
+    assert sorted(drawn) == WARDS, "one polygon per ward of the pack"
+    assert page.locator(".leaflet-tile").count() == 0, "no tile layer without IOC_MAP_TILES_URL"
+    for kpi in ("aqi", "online_share", "transactions"):
+        select_kpi(page, kpi)
+        want = map_hideout(
+            BY_KEY[kpi], ward_values(expected_kpis(dashboard), kpi, WARDS), stale=False
+        )["colours"]
+        got = fills(page)
+        assert got == {k: v.lower() for k, v in want.items()}, kpi
+        assert len(set(got.values())) > 1, f"{kpi}: the map should not be one colour"
+    kpis = expected_kpis(dashboard)
+    for kpi in ("received", "transactions", "amount_vnd", "aqi", "online_share"):
+        want_text = fmt_value(BY_KEY[kpi], float(kpis[kpi]["city"]), "vi")
+        shown = page.locator(f'[id=\'{{"kpi":"{kpi}","type":"tile-value"}}\']')
+        assert shown.inner_text() == want_text, kpi
+    ARTIFACTS.mkdir(exist_ok=True)
+    select_kpi(page, "aqi")
+    page.screenshot(path=str(ARTIFACTS / "wall.png"))
+
+
+def test_refresh_keeps_the_zoom(dashboard: Served, page: Page) -> None:
+    wait_wall(page, dashboard.url)
+    box0 = page.locator("path.ward-06658").bounding_box()
+    page.click(".leaflet-control-zoom-in")
+    time.sleep(1.0)
+    box1 = page.locator("path.ward-06658").bounding_box()
+    assert box0 and box1 and box1["width"] > box0["width"] * 1.5, "zoom-in must enlarge it"
+    before = page.inner_text("#wall-banner")
+    page.wait_for_function(
+        f"document.querySelector('#wall-banner').textContent !== {before!r}", timeout=10_000
+    )
+    time.sleep(2.5)  # a few more refreshes
+    box2 = page.locator("path.ward-06658").bounding_box()
+    assert box2 == box1
+
+
+def test_click_ward_opens_its_page_and_exports_csv(dashboard: Served, page: Page) -> None:
+    wait_wall(page, dashboard.url)
+    page.locator("path.ward-06658").click(force=True)
+    page.wait_for_url("**/ward/06658", timeout=10_000)
+    page.wait_for_selector("text=" + PACK.ward("06658").name)
+    page.wait_for_selector(".kpi-table", timeout=20_000)
+    kpis = expected_kpis(dashboard)  # AQI is current in both the wall's and the page's windows
+    row = page.locator(".kpi-table tr", has_text="VN_AQI").first.inner_text()
+    assert fmt_value(BY_KEY["aqi"], float(kpis["aqi"]["city"]), "vi") in row
+    with page.expect_download() as info:
+        page.click("#ward-export")
+    text = Path(info.value.path()).read_text(encoding="utf-8")
+    assert text.startswith("section,item,detail,ward,city")
+    assert "series.payments" in text and "kpi" in text
+    page.wait_for_timeout(1500)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "ward.png"), full_page=True)
+
+
+def test_language_toggle_changes_labels(dashboard: Served, page: Page) -> None:
+    wait_wall(page, dashboard.url)
+    assert page.inner_text("#app-title") == t("app.title", "vi")
+    page.click("#lang-button")
+    page.wait_for_function(
+        f"document.querySelector('#app-title').textContent === {t('app.title', 'en')!r}"
+    )
+    page.wait_for_selector(f"text={t('feed.payments', 'en')}")
+    assert page.locator(".tile-label", has_text=t("kpi.on_time_rate", "en")).count() == 1
+    page.click("#lang-button")
+    page.wait_for_function(
+        f"document.querySelector('#app-title').textContent === {t('app.title', 'vi')!r}"
+    )
+
+
+def test_stopped_feed_turns_stale_within_its_threshold(dashboard: Served, page: Page) -> None:
+    wait_wall(page, dashboard.url)
+    select_kpi(page, "transactions")
+    payments = page.locator(".feed-health[title='payments']")
+    assert "is-live" in (payments.get_attribute("class") or "")
+    dashboard.heartbeat({"dossiers", "feedback", "air_quality"})
+    stopped = time.monotonic()
+    try:
+        page.wait_for_function(
+            "document.querySelector(\".feed-health[title='payments']\").className"
+            ".includes('is-stale')",
+            timeout=(STALE_S + 4) * 1000,
+        )
+        took = time.monotonic() - stopped
+        assert took <= STALE_S + 3.0, f"stale shown after {took:.1f} s"
+        tile = page.locator('[id=\'{"kpi":"transactions","type":"tile"}\']')
+        page.wait_for_function(
+            'document.getElementById(\'{"kpi":"transactions","type":"tile"}\')'
+            ".className.includes('stale')",
+            timeout=3000,
+        )
+        assert "stale" in (tile.get_attribute("class") or "")
+        dossiers = page.locator(".feed-health[title='dossiers']")
+        assert "is-live" in (dossiers.get_attribute("class") or "")
+        time.sleep(1.5)
+        assert set(fills(page).values()) == {STALE.lower()}, "stale map colours are grey"
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "wall-stale.png"))
+    finally:
+        dashboard.heartbeat({"dossiers", "payments", "feedback", "air_quality"})
+
+
+def test_database_down_says_since_when_and_recovers(
+    services: ConnectionInfo, dashboard: Served, page: Page
+) -> None:
+    up = {"ok": False}
+
+    def connect() -> psycopg.Connection[Any]:
+        if not up["ok"]:
+            raise psycopg.OperationalError("connection refused (test)")
+        conn = psycopg.connect(dashboard.reader_url, autocommit=True)
+        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(dashboard.schema)))
+        return conn
+
+    app = create_app(Settings(db_schema=dashboard.schema), connect=connect)
+    url, close = serve(app)
+    try:
+        page.goto(url + "/")
+        page.wait_for_function(
+            "document.querySelector('#wall-banner') && "
+            "document.querySelector('#wall-banner').className.includes('is-down')",
+            timeout=20_000,
+        )
+        banner = page.inner_text("#wall-banner")
+        assert banner.startswith("Không có dữ liệu từ "), banner
+        assert set(fills(page).values()) == {STALE.lower()}
+        up["ok"] = True
+        page.wait_for_function(
+            "document.querySelector('#wall-banner').className.includes('is-up')", timeout=10_000
+        )
+        assert len(set(fills(page).values())) > 1
+    finally:
+        close()
