@@ -195,6 +195,9 @@ def ingest_command(args: argparse.Namespace, settings: Settings) -> int:
         )
     writers = load_writers(feeds)
     pack = load_pack(settings.city_pack)
+    if pack.wards:
+        # Builds the point-in-ward index now rather than inside the first batch.
+        pack.ward_at(pack.wards[0].lat, pack.wards[0].lon)
     connect = connector(_db_url(settings, "writer"), settings.db_schema, "ioc-ingest")
     _check_schema(connect, settings.db_schema)
     bootstrap = _kafka_bootstrap(settings)

@@ -3,6 +3,8 @@
 Exactly once in effect: offsets are committed only after the transaction holding the batch has
 committed, and the tables absorb redelivered events by their keys. A lost database keeps the
 batch in memory and retries it after reconnecting; a bad message becomes a dead letter.
+Pipelined: while batch n is in its transaction (a worker thread), batch n+1 is polled and
+decoded; batch n's offsets are committed by the polling thread once its transaction is done.
 """
 
 from __future__ import annotations
@@ -11,40 +13,20 @@ import contextlib
 import logging
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
-
-import psycopg
 
 from ioc.contracts import Rejected, WardIndex, decode_event
-from streams.backoff import Backoff
-from streams.dead_letters import insert_dead_letters
-from streams.health import FeedDelta, RateWindow, write_health
-from streams.source import DeadLetter, RecordSource, SourceRecord, next_offsets
+from streams.batch_store import Abandoned, BatchStore, Connect, Decoded, Route, Stored
+from streams.source import DeadLetter, RecordSource, SourceRecord, TopicPartition
 from streams.topics import Feed
-from streams.writer import Accepted, FeedWriter, WriteResult
+from streams.writer import Accepted, FeedWriter
+
+__all__ = ["Abandoned", "Decoded", "IngestOptions", "Ingestor", "Route", "decode_batch"]
 
 log = logging.getLogger("streams.ingest")
-
-Connect = Callable[[], psycopg.Connection[Any]]
-# Errors that mean "this data cannot be stored", as opposed to "the database went away".
-_DATA_ERRORS = (psycopg.DataError, psycopg.IntegrityError)
-_LINK_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError)
-
-
-class Abandoned(Exception):  # noqa: N818 - a control-flow signal, not an error
-    """Stop was requested before the batch entered a transaction; nothing of it is stored."""
-
-
-@dataclass(frozen=True)
-class Route:
-    """Where records of one full topic name go."""
-
-    feed: Feed
-    writer: FeedWriter
 
 
 @dataclass(frozen=True)
@@ -57,19 +39,8 @@ class IngestOptions:
     db_backoff_initial_s: float = 0.2
     db_backoff_cap_s: float = 5.0
     log_every_s: float = 10.0
-
-
-@dataclass
-class Decoded:
-    """A polled batch after decoding: accepted events per full topic, and the rejects."""
-
-    records: Sequence[SourceRecord]
-    accepted: dict[str, list[Accepted]] = field(default_factory=dict)
-    dead: list[DeadLetter] = field(default_factory=list)
-
-    @property
-    def accepted_count(self) -> int:
-        return sum(len(v) for v in self.accepted.values())
+    # Overlap the database's work on one batch with polling and decoding the next.
+    pipeline: bool = True
 
 
 @dataclass(frozen=True)
@@ -107,6 +78,15 @@ class Totals:
         self.last_commit_at = m.committed_at
 
 
+@dataclass
+class _InFlight:
+    records: Sequence[SourceRecord]
+    decoded: Decoded
+    decode_s: float
+    future: Future[Stored] | None = None
+    result: Stored | None = None
+
+
 def decode_batch(
     records: Sequence[SourceRecord],
     routes: Mapping[str, Route],
@@ -137,8 +117,26 @@ def decode_batch(
     return out
 
 
+def committable(records: Sequence[SourceRecord]) -> dict[TopicPartition, int]:
+    """The offsets to commit once `records` are stored: one past the last of each partition.
+
+    Same as streams.source.next_offsets, with plain tuples in the per-record loop (cheaper).
+    """
+    last: dict[tuple[str, int], int] = {}
+    get = last.get
+    for r in records:
+        key = (r.topic, r.partition)
+        if r.offset > get(key, -1):
+            last[key] = r.offset
+    return {TopicPartition(t, p): off + 1 for (t, p), off in last.items()}
+
+
 class Ingestor:
-    """The loop shared by the Kafka and in-process sources."""
+    """The loop shared by the Kafka and in-process sources.
+
+    The source (poll, commit, lag) is used only by the calling thread; the database only by
+    the store, which runs on one worker thread when pipelined.
+    """
 
     def __init__(
         self,
@@ -157,174 +155,124 @@ class Ingestor:
         self.routes = dict(routes)
         self.opts = options or IngestOptions()
         self.stop = stop or threading.Event()
-        self._connect = connect
         self._wards = wards
         self._clock = clock
         self._wallclock = wallclock
         self._on_batch = on_batch
-        self._conn: psycopg.Connection[Any] | None = None
-        start = clock()
-        window = self.opts.rate_window_s
-        self._rates = {r.feed.name: RateWindow(window, start) for r in routes.values()}
-        self._last_health = start
+        self.store = BatchStore(
+            routes,
+            connect,
+            stop=self.stop,
+            backoff_initial_s=self.opts.db_backoff_initial_s,
+            backoff_cap_s=self.opts.db_backoff_cap_s,
+            rate_window_s=self.opts.rate_window_s,
+            clock=clock,
+        )
+        self._executor = (
+            ThreadPoolExecutor(1, thread_name_prefix="ingest-store") if self.opts.pipeline else None
+        )
+        self._inflight: _InFlight | None = None
+        self._last_health = self._last_records = clock()
         self.totals = Totals()
 
     # -- the loop ---------------------------------------------------------------------------
     def run(self, idle_exit_s: float | None = None) -> Totals:
         """Until stop is set, or nothing arrives for idle_exit_s with no lag left on assigned
-        partitions; the source stays open."""
-        last_records = last_log = self._clock()
+        partitions. A batch already handed to the store is finished (and its offsets
+        committed) before returning; the source stays open."""
+        last_log = self._last_records = self._clock()
         logged = Totals()
-        while not self.stop.is_set():
-            try:
-                metrics = self.step()
-            except Abandoned:
-                break
-            now = self._clock()
-            if metrics is not None:
-                last_records = now
-            elif idle_exit_s is not None and now - last_records >= idle_exit_s:
-                # Idle means caught up on assigned partitions: while a rebalance is still
-                # waiting out a dead member, polls are empty but the stream is not done.
-                lag = self.source.lag()
-                if lag is not None and lag and not any(lag.values()):
+        try:
+            while not self.stop.is_set():
+                self.step()
+                now = self._clock()
+                if (
+                    idle_exit_s is not None
+                    and self._inflight is None
+                    and now - self._last_records >= idle_exit_s
+                    and self._caught_up()
+                ):
                     log.info("ingest: idle for %.0f s and caught up, stopping", idle_exit_s)
                     break
-            if now - last_log >= self.opts.log_every_s:
-                self._log_progress(now - last_log, logged)
-                logged = Totals(**vars(self.totals))
-                last_log = now
+                if now - last_log >= self.opts.log_every_s:
+                    self._log_progress(now - last_log, logged)
+                    logged = Totals(**vars(self.totals))
+                    last_log = now
+        except Abandoned:
+            pass
+        finally:
+            with contextlib.suppress(Abandoned):
+                self.flush()
         return self.totals
 
+    def _caught_up(self) -> bool:
+        # While a rebalance waits out a dead member, polls are empty but the stream is not done.
+        lag = self.source.lag()
+        return bool(lag) and lag is not None and not any(lag.values())
+
     def step(self) -> BatchMetrics | None:
-        """Poll one batch and store it; None when the poll was empty."""
+        """Poll and decode one batch and hand it to the store. Returns the metrics of the batch
+        whose offsets this call committed (when pipelined, the previous one), else None."""
         records = self.source.poll(self.opts.max_batch, self.opts.poll_timeout_s)
         if not records:
-            self._heartbeat()
-            return None
+            done = self.flush()
+            if done is None:
+                self._heartbeat()
+            return done
         if self.stop.is_set():
             raise Abandoned  # not in the database: the next run reads it again
+        t0 = self._last_records = self._clock()
         if self.totals.first_record_at is None:
-            self.totals.first_record_at = self._clock()
-        t0 = self._clock()
+            self.totals.first_record_at = t0
         decoded = decode_batch(records, self.routes, self._wards, self._wallclock())
+        lag = self._lag_by_feed()
+        job = _InFlight(records, decoded, self._clock() - t0)
+        done = self.flush()
+        if self.stop.is_set():
+            raise Abandoned
+        if self._executor is not None:
+            job.future = self._executor.submit(self.store.store, decoded, lag)
+            self._inflight = job
+            return done
+        job.result = self.store.store(decoded, lag)
+        self._inflight = job
+        return self.flush()
+
+    def flush(self) -> BatchMetrics | None:
+        """Wait for the batch in the store, then commit its offsets; None if there was none."""
+        job, self._inflight = self._inflight, None
+        if job is None:
+            return None
+        stored = job.result if job.future is None else job.future.result()
+        assert stored is not None  # noqa: S101 - set on the synchronous path
+        t0 = self._clock()
+        self.source.commit(committable(job.records))
         t1 = self._clock()
-        deltas, attempts = self._store_resilient(decoded)
-        t2 = self._clock()
-        self.source.commit(next_offsets(records))
-        t3 = self._clock()
+        deltas = stored.deltas.values()
         metrics = BatchMetrics(
-            records=len(records),
-            accepted=decoded.accepted_count,
-            inserted=sum(d.inserted for d in deltas.values()),
-            duplicates=sum(d.duplicates for d in deltas.values()),
-            dead=sum(d.dead for d in deltas.values()),
-            decode_s=t1 - t0,
-            store_s=t2 - t1,
-            commit_s=t3 - t2,
-            db_attempts=attempts,
-            committed_at=t3,
+            records=len(job.records),
+            accepted=job.decoded.accepted_count,
+            inserted=sum(d.inserted for d in deltas),
+            duplicates=sum(d.duplicates for d in deltas),
+            dead=sum(d.dead for d in deltas),
+            decode_s=job.decode_s,
+            store_s=stored.seconds,
+            commit_s=t1 - t0,
+            db_attempts=stored.attempts,
+            committed_at=t1,
         )
+        self._last_health = t1
         self.totals.add(metrics)
         if self._on_batch is not None:
             self._on_batch(metrics)
         return metrics
 
-    # -- storing ----------------------------------------------------------------------------
-    def _store_resilient(self, decoded: Decoded) -> tuple[dict[str, FeedDelta], int]:
-        """Store the batch; if the database refuses some event's data, split to isolate it."""
-        try:
-            return self._store(decoded)
-        except _DATA_ERRORS as exc:
-            if decoded.accepted_count <= 1:
-                return self._store(_as_dead(decoded, exc))
-            first, second = _halves(decoded)
-            log.warning("ingest: database refused a batch (%s); splitting it", _one_line(exc))
-            d1, a1 = self._store_resilient(first)
-            d2, a2 = self._store_resilient(second)
-            return _merge(d1, d2), a1 + a2
-
-    def _store(self, decoded: Decoded) -> tuple[dict[str, FeedDelta], int]:
-        """One transaction, retried on a lost connection until it commits or stop is set."""
-        backoff = Backoff(self.opts.db_backoff_initial_s, self.opts.db_backoff_cap_s)
-        attempts = 0
-        while True:
-            if self.stop.is_set() and attempts:
-                raise Abandoned
-            attempts += 1
-            try:
-                conn = self._connection()
-                deltas = self._transact(conn, decoded)
-            except _LINK_ERRORS as exc:
-                self._drop_connection()
-                delay = backoff.next_delay()
-                log.warning(
-                    "ingest: database unavailable (%s); batch of %d kept, retry %d in %.1f s",
-                    _one_line(exc),
-                    len(decoded.records),
-                    backoff.attempts,
-                    delay,
-                )
-                if self.stop.wait(delay):
-                    raise Abandoned from None
-                continue
-            if attempts > 1:
-                log.info("ingest: database back after %d attempts; batch stored", attempts)
-            return deltas, attempts
-
-    def _transact(self, conn: psycopg.Connection[Any], decoded: Decoded) -> dict[str, FeedDelta]:
-        deltas: dict[str, FeedDelta] = {}
+    def _heartbeat(self) -> None:
+        """Refresh lag and rate when idle, at most every heartbeat_s (nothing in flight)."""
         now = self._clock()
-        by_topic: Counter[str] = Counter(r.topic for r in decoded.records)
-        with conn.transaction():
-            dead = list(decoded.dead)
-            for topic in sorted(decoded.accepted):
-                batch = decoded.accepted[topic]
-                route = self.routes[topic]
-                result: WriteResult = route.writer.write(conn, batch)
-                delta = deltas.setdefault(route.feed.name, FeedDelta())
-                delta.inserted += result.inserted
-                delta.duplicates += result.duplicates
-                delta.add_time(result.last_event_time or max(a.event.event_time for a in batch))
-                dead.extend(result.dead)
-            for topic, n in insert_dead_letters(conn, dead).items():
-                route_or_none = self.routes.get(topic)
-                if route_or_none is not None:
-                    deltas.setdefault(route_or_none.feed.name, FeedDelta()).dead += n
-            for topic, n in by_topic.items():
-                route_or_none = self.routes.get(topic)
-                if route_or_none is not None:
-                    deltas.setdefault(route_or_none.feed.name, FeedDelta()).records += n
-            rates = self._rates_after(deltas, now)
-            write_health(conn, deltas, self._lag_by_feed(), rates)
-        # Only now is the batch durable; the rate windows count it from here on.
-        for feed, delta in deltas.items():
-            self._rates[feed].add(now, delta.inserted)
-        self._last_health = now
-        return deltas
-
-    def _rates_after(self, deltas: Mapping[str, FeedDelta], now: float) -> dict[str, float]:
-        """Each feed's rate as it will be once this batch counts (without mutating windows)."""
-        return {
-            feed: window.rate(now, deltas[feed].inserted if feed in deltas else 0)
-            for feed, window in self._rates.items()
-        }
-
-    def _heartbeat(self, force: bool = False) -> None:
-        """Refresh lag and rate of every feed when idle, at most every heartbeat_s."""
-        now = self._clock()
-        if not force and now - self._last_health < self.opts.heartbeat_s:
-            return
-        self._last_health = now
-        deltas = {r.feed.name: FeedDelta() for r in self.routes.values()}
-        rates = {feed: w.rate(now) for feed, w in self._rates.items()}
-        try:
-            conn = self._connection()
-            with conn.transaction():
-                write_health(conn, deltas, self._lag_by_feed(), rates)
-        except _LINK_ERRORS as exc:
-            self._drop_connection()
-            log.warning("ingest: health update skipped, database unavailable (%s)", _one_line(exc))
+        if now - self._last_health >= self.opts.heartbeat_s:
+            self._last_health = now
+            self.store.heartbeat(self._lag_by_feed())
 
     def _lag_by_feed(self) -> dict[str, int | None]:
         lag = self.source.lag()
@@ -337,26 +285,16 @@ class Ingestor:
                 out[route.feed.name] = (out.get(route.feed.name) or 0) + n
         return out
 
-    # -- connection -------------------------------------------------------------------------
-    def _connection(self) -> psycopg.Connection[Any]:
-        if self._conn is None or self._conn.closed:
-            self._conn = self._connect()
-        return self._conn
-
-    def _drop_connection(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(psycopg.Error):  # already broken: closing is best effort
-                conn.close()
-
     def close(self) -> None:
-        """Leave a last health row (lag, rate) and close the database connection.
+        """Stop the worker, leave a last health row (lag, rate), close the database connection.
 
         The caller closes the source afterwards.
         """
-        if self._conn is not None:
-            self._heartbeat(force=True)
-        self._drop_connection()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True)
+        if self.store.connected:
+            self.store.heartbeat(self._lag_by_feed())
+        self.store.close()
 
     def _log_progress(self, elapsed: float, before: Totals) -> None:
         t = self.totals
@@ -372,49 +310,6 @@ class Ingestor:
             t.dead,
             sum(v or 0 for v in lag.values()) if lag else "unknown",
         )
-
-
-def _as_dead(decoded: Decoded, exc: Exception) -> Decoded:
-    """The batch with its (single) accepted event turned into a dead letter."""
-    dead = list(decoded.dead)
-    for batch in decoded.accepted.values():
-        dead.extend(
-            DeadLetter(a.record, "bad_value", f"database refused it: {_one_line(exc)}")
-            for a in batch
-        )
-    return Decoded(decoded.records, {}, dead)
-
-
-def _halves(decoded: Decoded) -> tuple[Decoded, Decoded]:
-    """Split the accepted events in two; the first half carries the decoder's dead letters."""
-    flat = [(topic, a) for topic, batch in decoded.accepted.items() for a in batch]
-    mid = len(flat) // 2
-    parts: list[Decoded] = []
-    for chunk, dead in ((flat[:mid], decoded.dead), (flat[mid:], [])):
-        accepted: dict[str, list[Accepted]] = {}
-        for topic, a in chunk:
-            accepted.setdefault(topic, []).append(a)
-        recs = [a.record for _, a in chunk] + [d.record for d in dead]
-        parts.append(Decoded(recs, accepted, list(dead)))
-    return parts[0], parts[1]
-
-
-def _merge(a: Mapping[str, FeedDelta], b: Mapping[str, FeedDelta]) -> dict[str, FeedDelta]:
-    out: dict[str, FeedDelta] = {}
-    for part in (a, b):
-        for feed, d in part.items():
-            m = out.setdefault(feed, FeedDelta())
-            m.records += d.records
-            m.inserted += d.inserted
-            m.duplicates += d.duplicates
-            m.dead += d.dead
-            m.add_time(d.last_event_time)
-    return out
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 200 else text[:197] + "..."
 
 
 def build_routes(

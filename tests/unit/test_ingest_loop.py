@@ -194,6 +194,7 @@ def make(
     max_batch: int = 5,
     writer: FakeWriter | None = None,
     stop: threading.Event | None = None,
+    pipeline: bool = False,
 ) -> tuple[Ingestor, FakeSource, FakeDB]:
     journal: list[str] = []
     source = FakeSource.of(values, journal)
@@ -207,7 +208,11 @@ def make(
         return FakeConn(db)
 
     opts = IngestOptions(
-        max_batch=max_batch, poll_timeout_s=0.0, db_backoff_initial_s=0.001, db_backoff_cap_s=0.004
+        max_batch=max_batch,
+        poll_timeout_s=0.0,
+        db_backoff_initial_s=0.001,
+        db_backoff_cap_s=0.004,
+        pipeline=pipeline,
     )
     ing = Ingestor(
         source,
@@ -238,6 +243,24 @@ def test_every_event_stored_once_and_offsets_committed_after_the_database() -> N
     assert batches == ["poll 5", "db-commit", "offsets"] * 2 + ["poll 3", "db-commit", "offsets"]
     assert ing.totals.records == ing.totals.inserted == 13
     assert db.health["payments"]["events"] == 13
+
+
+def test_pipelined_loop_commits_each_batch_offsets_only_after_its_transaction() -> None:
+    values = [payment(i) for i in range(23)] + [b"nope"]
+    ing, source, db = make(values, max_batch=4, pipeline=True)
+    totals = ing.run(idle_exit_s=0.0)
+    ing.close()
+    assert db.events == {f"pay-{i}": values[i] for i in range(23)}
+    assert len(db.dead) == 1
+    assert totals.records == 24 and totals.batches == 6
+    assert source.committed == {TopicPartition(TOPIC, 0): 12, TopicPartition(TOPIC, 1): 12}
+    commits = 0
+    for entry in source.journal:
+        if entry == "db-commit":
+            commits += 1
+        elif entry == "offsets":
+            commits -= 1
+            assert commits >= 0, source.journal  # offsets never ahead of the database
 
 
 def test_redelivered_batch_counts_nothing_twice() -> None:
