@@ -10,11 +10,12 @@ from typing import Any, Final
 import pandas as pd
 import psycopg
 
-from ioc.aqi import NOWCAST_HOURS, POLLUTANT_TABLES, category, hourly_aqi, nowcast
+from ioc.aqi import NOWCAST_HOURS, category, hourly_aqi, nowcast
 from ioc.queries.window import CITY, HOUR, Window, floor_hour
 
 KPIS: Final = ("aqi", "aqi_category", "pm25", "hours_over_100_today")
-POLLUTANTS: Final = tuple(POLLUTANT_TABLES)
+# In the order STATION_HOURS selects them.
+POLLUTANTS: Final = ("pm25", "pm10", "no2", "o3", "so2", "co")
 AQI_ALERT_LEVEL: Final = 100
 
 # The station-hour means from NowCast's reach before local midnight up to now's hour.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 
 import pandas as pd
@@ -133,13 +133,28 @@ def payments(
 
 
 def feedback(
-    df: pd.DataFrame, wards: Sequence[str], start: datetime, end: datetime, now: datetime
+    df: pd.DataFrame,
+    wards: Sequence[str],
+    start: datetime,
+    end: datetime,
+    now: datetime,
+    ward_at: Callable[[float, float], str | None],
 ) -> pd.DataFrame:
-    """Feedback KPIs per DESIGN.md from raw feedback events (ward_code present or derived)."""
+    """Feedback KPIs per DESIGN.md from raw feedback events; a report without a ward_code is
+    placed by its location (the city pack's point-in-ward, itself tested against brute force)."""
     seen = df[df["event_time"] <= now].copy()
+    if "ward_code" not in seen:
+        seen["ward_code"] = None
+    missing = seen["ward_code"].isna()
+    seen.loc[missing, "ward_code"] = [
+        ward_at(lat, lon)
+        for lat, lon in zip(seen.loc[missing, "lat"], seen.loc[missing, "lon"], strict=True)
+    ]
     seen["rank"] = seen["kind"].map(RANK)
-    closing = seen[seen["kind"].isin(["resolved", "rejected"])]
-    open_ids = set(seen["report_id"]) - set(closing["report_id"])
+    # A report is open until it is resolved or rejected; a rating comes only after that, so a
+    # rated report (its closing before the stream began) is closed too.
+    closed = seen[seen["kind"].isin(["resolved", "rejected", "rated"])]
+    open_ids = set(seen["report_id"]) - set(closed["report_id"])
     first = seen.sort_values("event_time").groupby("report_id").head(1)
     open_cases = first[first["report_id"].isin(open_ids)]
     res = _in(seen[seen["kind"] == "resolved"], start, end)
