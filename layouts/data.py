@@ -15,7 +15,14 @@ import psycopg
 
 from ioc.citypack import CityPack
 from ioc.db.connect import NoDatabaseError
-from ioc.queries.snapshot import DAY, WallSnapshot, all_kpis, wall_snapshot
+from ioc.queries.air_quality import air_quality_kpis
+from ioc.queries.snapshot import (
+    DAY,
+    WallSnapshot,
+    air_quality_fingerprint,
+    all_kpis,
+    wall_snapshot,
+)
 from ioc.queries.ward import WardDetail, ward_detail
 from ioc.queries.window import floor_hour
 from ioc.targets import DashboardConfig
@@ -89,6 +96,7 @@ class DataSource:
         self._down_since: datetime | None = None
         self._lock = threading.Lock()
         self._yesterday: tuple[datetime, datetime, pd.DataFrame] | None = None
+        self._air_quality: tuple[tuple[Any, ...], pd.DataFrame] | None = None
 
     def read(self, query: Callable[[psycopg.Connection[Any]], T]) -> T | Unavailable:
         """Run `query` on a pooled connection; a failure becomes Unavailable(since first)."""
@@ -117,6 +125,15 @@ class DataSource:
         self._yesterday = (hour, now, frame)
         return frame
 
+    def _cached_air_quality(self, conn: psycopg.Connection[Any], now: datetime) -> pd.DataFrame:
+        key = air_quality_fingerprint(conn, now)
+        cached = self._air_quality
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        frame = air_quality_kpis(conn, self.wards, now)
+        self._air_quality = (key, frame)
+        return frame
+
     def wall(self, now: datetime) -> WallSnapshot | Unavailable:
         alerts = self.config.alerts
 
@@ -128,12 +145,17 @@ class DataSource:
                 dead_letter_window_s=alerts.dead_letter_window_s,
                 ack_hold_s=alerts.ack_hold_s,
                 yesterday=self._cached_yesterday(conn, now),
+                air_quality=self._cached_air_quality(conn, now),
             )
 
         return self.read(query)
 
     def ward(self, code: str, period: str, now: datetime) -> WardDetail | Unavailable:
-        return self.read(lambda conn: ward_detail(conn, self.wards, code, period, now))
+        def query(conn: psycopg.Connection[Any]) -> WardDetail:
+            aq = self._cached_air_quality(conn, now)
+            return ward_detail(conn, self.wards, code, period, now, aq)
+
+        return self.read(query)
 
     def close(self) -> None:
         self.pool.close()

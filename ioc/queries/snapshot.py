@@ -11,12 +11,13 @@ from typing import Any, Final
 import pandas as pd
 import psycopg
 
+from ioc.aqi import NOWCAST_HOURS
 from ioc.queries.air_quality import air_quality_kpis
 from ioc.queries.alerts import recent_acks, recent_dead_letters
 from ioc.queries.dossiers import dossier_kpis
 from ioc.queries.feedback import feedback_kpis
 from ioc.queries.payments import payment_kpis
-from ioc.queries.window import Window
+from ioc.queries.window import HOUR, Window, floor_hour
 from streams.health import FeedHealth, read_health
 
 DAY: Final = timedelta(days=1)
@@ -34,14 +35,36 @@ class WallSnapshot:
     acks: dict[str, datetime]
 
 
-def all_kpis(conn: psycopg.Connection[Any], wards: Sequence[str], now: datetime) -> pd.DataFrame:
-    """The four feeds' KPI frames side by side, over today (local midnight to now's hour)."""
+# What the air-quality KPIs at `now` are computed from: if this has not changed, neither have
+# they (stations report every 15 minutes; NowCast over every hour of today is the costly part).
+AQ_FINGERPRINT: Final = """
+SELECT count(*), coalesce(sum(readings), 0), max(bucket) FROM air_quality_station_hourly
+WHERE bucket >= %(start)s AND bucket <= %(hour)s
+"""
+
+
+def air_quality_fingerprint(conn: psycopg.Connection[Any], now: datetime) -> tuple[Any, ...]:
+    """A cheap key that changes whenever air_quality_kpis(conn, wards, now) can change."""
+    hour = floor_hour(now)
+    start = Window.today(now).start - (NOWCAST_HOURS - 1) * HOUR
+    row = conn.execute(AQ_FINGERPRINT, {"start": start, "hour": hour}).fetchone()
+    return (hour, Window.today(now).start, *(row or ()))
+
+
+def all_kpis(
+    conn: psycopg.Connection[Any],
+    wards: Sequence[str],
+    now: datetime,
+    air_quality: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """The four feeds' KPI frames side by side, over today (local midnight to now's hour);
+    `air_quality` is the caller's cached air_quality_kpis frame when its fingerprint held."""
     window = Window.today(now)
     frames = [
         dossier_kpis(conn, wards, window, now),
         payment_kpis(conn, wards, window),
         feedback_kpis(conn, wards, window, now),
-        air_quality_kpis(conn, wards, now),
+        air_quality if air_quality is not None else air_quality_kpis(conn, wards, now),
     ]
     return pd.concat(frames, axis=1)
 
@@ -54,10 +77,11 @@ def wall_snapshot(
     dead_letter_window_s: float,
     ack_hold_s: float,
     yesterday: pd.DataFrame | None = None,
+    air_quality: pd.DataFrame | None = None,
 ) -> WallSnapshot:
-    """Everything the wall needs; `yesterday` may be passed in when the caller has it cached
-    (it changes once an hour, when the window moves)."""
-    kpis = all_kpis(conn, wards, now)
+    """Everything the wall needs; `yesterday` and `air_quality` may be passed in when the caller
+    has them cached (see air_quality_fingerprint)."""
+    kpis = all_kpis(conn, wards, now, air_quality)
     if yesterday is None:
         yesterday = all_kpis(conn, wards, now - DAY)
     health = tuple(read_health(conn))

@@ -40,15 +40,21 @@ class WardDetail:
 
 
 def ward_detail(
-    conn: psycopg.Connection[Any], wards: Sequence[str], ward: str, period: str, now: datetime
+    conn: psycopg.Connection[Any],
+    wards: Sequence[str],
+    ward: str,
+    period: str,
+    now: datetime,
+    air_quality: pd.DataFrame | None = None,
 ) -> WardDetail:
-    """The ward page's data; `period` is one of PERIOD_HOURS."""
+    """The ward page's data; `period` is one of PERIOD_HOURS; `air_quality` is the caller's
+    cached air_quality_kpis frame for `now` (see snapshot.air_quality_fingerprint)."""
     window = Window.last(PERIOD_HOURS[period], now)
     frames = [
         dossier_kpis(conn, wards, window, now),
         payment_kpis(conn, wards, window),
         feedback_kpis(conn, wards, window, now),
-        air_quality_kpis(conn, wards, now),
+        air_quality if air_quality is not None else air_quality_kpis(conn, wards, now),
     ]
     kpis = pd.concat(frames, axis=1).loc[[ward, "city"]]
     hourly = series.ward_series(conn, ward, window)
