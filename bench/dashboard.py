@@ -51,9 +51,7 @@ def fill(admin_url: str, schema: str, events: int) -> dict[str, int]:
         written = dashboard_fill.write(
             conn, dashboard_fill.stream(now, timedelta(days=days), 11, 1.0, 20), now, batch=20_000
         )
-        dashboard_fill.touch_health(
-            conn, ["dossiers", "payments", "feedback", "air_quality"], now
-        )
+        dashboard_fill.touch_health(conn, ["dossiers", "payments", "feedback", "air_quality"], now)
         conn.execute("ANALYZE")
     return written
 
@@ -68,7 +66,7 @@ def start_dashboard(reader_url: str, schema: str) -> tuple[subprocess.Popen[byte
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("IOC_")}
     env.update(IOC_DATABASE_URL=reader_url, IOC_DB_SCHEMA=schema, IOC_DASHBOARD_PORT=str(port))
-    proc = subprocess.Popen(  # noqa: S603 - our own CLI
+    proc = subprocess.Popen(
         [sys.executable, "-m", "ioc.cli", "dashboard"],
         env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
