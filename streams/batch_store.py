@@ -66,6 +66,8 @@ class Stored:
     deltas: dict[str, FeedDelta]
     attempts: int
     seconds: float
+    # CPU of this thread while storing; seconds - cpu_s is mostly waiting for PostgreSQL.
+    cpu_s: float = 0.0
 
 
 class BatchStore:
@@ -93,9 +95,9 @@ class BatchStore:
 
     def store(self, decoded: Decoded, lag: Mapping[str, int | None]) -> Stored:
         """Store the batch durably; raises Abandoned if stop comes before it commits."""
-        t0 = self._clock()
+        t0, c0 = self._clock(), time.thread_time()
         deltas, attempts = self._store_resilient(decoded, lag)
-        return Stored(deltas, attempts, self._clock() - t0)
+        return Stored(deltas, attempts, self._clock() - t0, time.thread_time() - c0)
 
     def _store_resilient(
         self, decoded: Decoded, lag: Mapping[str, int | None]

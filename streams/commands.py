@@ -248,6 +248,12 @@ def ingest_command(args: argparse.Namespace, settings: Settings) -> int:
             "wall_s": time.monotonic() - started,
             "busy_s": busy,
             "events_per_s": totals.records / busy if busy else None,
+            # Where the time went (seconds, summed over batches): decoding on the polling
+            # thread; the store's wall time vs its own CPU (the rest waits on PostgreSQL).
+            "decode_s": round(totals.decode_s, 3),
+            "store_s": round(totals.store_s, 3),
+            "store_cpu_s": round(totals.store_cpu_s, 3),
+            "offset_commit_s": round(totals.commit_s, 3),
             "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         }
         args.metrics_out.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")

@@ -54,6 +54,7 @@ class BatchMetrics:
     dead: int
     decode_s: float
     store_s: float
+    store_cpu_s: float
     commit_s: float
     db_attempts: int
     committed_at: float
@@ -68,8 +69,16 @@ class Totals:
     batches: int = 0
     first_record_at: float | None = None
     last_commit_at: float | None = None
+    decode_s: float = 0.0
+    store_s: float = 0.0
+    store_cpu_s: float = 0.0
+    commit_s: float = 0.0
 
     def add(self, m: BatchMetrics) -> None:
+        self.decode_s += m.decode_s
+        self.store_s += m.store_s
+        self.store_cpu_s += m.store_cpu_s
+        self.commit_s += m.commit_s
         self.records += m.records
         self.inserted += m.inserted
         self.duplicates += m.duplicates
@@ -257,6 +266,7 @@ class Ingestor:
             dead=sum(d.dead for d in deltas),
             decode_s=job.decode_s,
             store_s=stored.seconds,
+            store_cpu_s=stored.cpu_s,
             commit_s=t1 - t0,
             db_attempts=stored.attempts,
             committed_at=t1,
