@@ -4,6 +4,8 @@ bytes, every good message is ingested, and the consumer never stops."""
 from __future__ import annotations
 
 import random
+import subprocess
+import sys
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -70,6 +72,15 @@ def test_poison_messages_become_dead_letters_and_good_ones_are_ingested(
             group=f"poison-{uuid.uuid4().hex[:8]}",
         )
         run_ingest_until_idle(env, tmp_path / "ingest.log")
+        # `ioc status` reads the same health rows as the dashboard's read-only role.
+        status = subprocess.run(
+            [sys.executable, "-m", "ioc.cli", "status"],
+            env={**env, "IOC_DATABASE_URL": str(services.reader_url)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        ).stdout
 
     with psycopg.connect(pg_admin_url) as conn:
         conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(pg_schema)))
@@ -95,3 +106,7 @@ def test_poison_messages_become_dead_letters_and_good_ones_are_ingested(
         assert _event_id(m.value) in stored[m.topic], (m.topic, m.value[:80])
     assert sum(len(ids) for ids in stored.values()) == len(good) + len(accepted_poison)
     assert sum(health.values()) == len(rejected)
+    shown = {line.split()[0]: line.split() for line in status.splitlines()[1:]}
+    assert set(shown) == set(health)
+    for feed, dead_count in health.items():
+        assert int(shown[feed][-2]) == dead_count, status
