@@ -115,3 +115,46 @@ def test_sigkill_three_times_then_restart_equals_a_run_without_crashes(
             conn.execute(
                 sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(reference))
             )
+
+
+def test_sigterm_mid_ingest_exits_cleanly_and_resumes_without_duplicates(
+    services: ConnectionInfo, pg_admin_url: str, pg_schema: str, tmp_path: Path
+) -> None:
+    assert services.writer_url and services.kafka_bootstrap
+    bootstrap = services.kafka_bootstrap
+    messages = simulated(START, timedelta(hours=5), seed=12)
+    migrate(pg_admin_url, schema=pg_schema)
+    with topic_prefix(bootstrap) as prefix:
+        produce(bootstrap, prefix, messages)
+        env = ingest_env(
+            db_url=services.writer_url,
+            schema=pg_schema,
+            prefix=prefix,
+            bootstrap=bootstrap,
+            group=f"term-{uuid.uuid4().hex[:8]}",
+        )
+        log = tmp_path / "term.log"
+        proc = start_ingest(env, log, "--max-batch", "300", "--stop-when-idle", "60")
+        try:
+            wait_for(
+                lambda: count_raw(pg_admin_url, pg_schema) >= len(messages) // 3, 120, "a third"
+            )
+            proc.send_signal(signal.SIGTERM)
+            rc = proc.wait(timeout=20)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        text = log.read_text(errors="replace")
+        assert rc == 0, text[-2000:]
+        assert "SIGTERM received" in text
+        stopped_at = count_raw(pg_admin_url, pg_schema)
+        assert stopped_at < len(messages)
+        run_ingest_until_idle(env, log)
+    h = health(pg_admin_url, pg_schema)
+    assert sum(v[0] for v in h.values()) == len(messages) == count_raw(pg_admin_url, pg_schema)
+    with psycopg.connect(pg_admin_url) as conn:
+        query = sql.SQL("SELECT sum(duplicates_total) FROM {}.feed_health")
+        dupes = conn.execute(query.format(sql.Identifier(pg_schema))).fetchone()
+    # Only what was in the database had its offsets committed, and all of it had.
+    assert dupes == (0,)
