@@ -43,6 +43,8 @@ CASE_COLUMNS: Final = (
     "e_signed",
     "is_open",
     "event_count",
+    "first_event_at",
+    "closed_at",
 )
 # Ties in event_time are broken by how far along the life cycle a kind is.
 KIND_RANK: Final = {
@@ -85,6 +87,9 @@ def case_row(events: Sequence[Sequence[Any]]) -> tuple[object, ...]:
     latest = max(events, key=lambda r: (r[1], KIND_RANK[r[4]]))
     resolved = [r[1] for r in events if r[4] == "resolved"]
     resolved_at: datetime | None = min(resolved) if resolved else None
+    # Time travel (open as of T) needs when the case was first seen and when it stopped being
+    # open: its closing, or a follow-up when the closing came before the stream did.
+    ended = [r[1] for r in events if r[4] not in DOSSIER_LIFECYCLE.open_kinds]
     status = latest[4]
     return (
         latest[3],
@@ -103,6 +108,8 @@ def case_row(events: Sequence[Sequence[Any]]) -> tuple[object, ...]:
         any(r[11] for r in events),
         status in DOSSIER_LIFECYCLE.open_kinds,
         len(events),
+        min(r[1] for r in events),
+        min(ended) if ended else None,
     )
 
 

@@ -42,6 +42,7 @@ CASE_COLUMNS: Final = (
     "rating",
     "is_open",
     "event_count",
+    "first_event_at",
 )
 KIND_RANK: Final = {
     k: i for i, k in enumerate(("submitted", "assigned", "resolved", "rejected", "rated"))
@@ -71,6 +72,8 @@ def case_row(events: Sequence[Sequence[Any]]) -> tuple[object, ...]:
     latest = max(events, key=lambda r: (r[1], KIND_RANK[r[4]]))
     closing = [r for r in events if r[4] in FEEDBACK_LIFECYCLE.closing_kinds]
     rated = [r for r in events if r[4] == "rated"]
+    # No longer open from its closing, or from its rating when the closing preceded the stream.
+    ended = [r[1] for r in events if r[4] not in FEEDBACK_LIFECYCLE.open_kinds]
     # A rating follows the closing; the report's state is its closing, not "rated".
     status = latest[4] if latest[4] != "rated" or not closing else closing[0][4]
     status_time = latest[1] if latest[4] != "rated" or not closing else closing[0][1]
@@ -86,11 +89,12 @@ def case_row(events: Sequence[Sequence[Any]]) -> tuple[object, ...]:
         latest[11],
         status,
         status_time,
-        closing[0][1] if closing else None,
+        min(ended) if ended else None,
         closing[0][1] if closing and closing[0][4] == "resolved" else None,
         rated[0][12] if rated else None,
         status in FEEDBACK_LIFECYCLE.open_kinds,
         len(events),
+        min(r[1] for r in events),
     )
 
 

@@ -38,10 +38,14 @@ FROM dossier_stats_hourly
 WHERE bucket >= %(start)s AND bucket < %(end)s
 GROUP BY ward_code
 """
-# Open and past due at `now`; the partial index on open cases keeps this independent of history.
+# Open and past due as of T: first seen by T, not closed by T, due before T. The expression
+# index on coalesce(closed_at, 'infinity') reads only the cases still open at T (for T = now,
+# the open cases), so the cost does not grow with history.
 OVERDUE: Final = """
 SELECT ward_code, count(*) FROM dossiers
-WHERE is_open AND due_at < %(now)s
+WHERE coalesce(closed_at, 'infinity'::timestamptz) > %(as_of)s
+  AND coalesce(first_event_at, received_at) <= %(as_of)s
+  AND due_at < %(as_of)s
 GROUP BY ward_code
 """
 
@@ -63,12 +67,16 @@ def compute(parts: pd.DataFrame) -> pd.DataFrame:
 
 
 def dossier_kpis(
-    conn: psycopg.Connection[Any], wards: Sequence[str], window: Window, now: datetime
+    conn: psycopg.Connection[Any], wards: Sequence[str], window: Window, as_of: datetime
 ) -> pd.DataFrame:
-    """Dossier KPIs for each ward and the city over `window`, backlog as of `now`."""
+    """Dossier KPIs for each ward and the city over `window`, the backlog as it was at `as_of`.
+
+    The live dashboard passes as_of = now; time travel passes an earlier T with a window ending
+    at T's hour (a window's counts are those of its hourly buckets).
+    """
     rows = conn.execute(SUM_ROLLUP, {"start": window.start, "end": window.end}).fetchall()
     parts = pd.DataFrame(rows, columns=["ward_code", *COMPONENTS]).set_index("ward_code")
-    overdue = conn.execute(OVERDUE, {"now": now}).fetchall()
+    overdue = conn.execute(OVERDUE, {"as_of": as_of}).fetchall()
     parts = parts.join(
         pd.DataFrame(overdue, columns=["ward_code", "overdue_backlog"]).set_index("ward_code"),
         how="outer",

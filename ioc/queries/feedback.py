@@ -27,10 +27,13 @@ FROM feedback_stats_hourly
 WHERE bucket >= %(start)s AND bucket < %(end)s
 GROUP BY ward_code
 """
-OPEN_NOW: Final = """
-SELECT ward_code, count(*), count(*) FILTER (WHERE due_at < %(now)s)
+# Open (and overdue) as of T: first seen by T and not closed by T; the expression index on
+# coalesce(closed_at, 'infinity') keeps this to the reports still open at T.
+OPEN_AS_OF: Final = """
+SELECT ward_code, count(*), count(*) FILTER (WHERE due_at < %(as_of)s)
 FROM feedback_reports
-WHERE is_open
+WHERE coalesce(closed_at, 'infinity'::timestamptz) > %(as_of)s
+  AND coalesce(first_event_at, submitted_at) <= %(as_of)s
 GROUP BY ward_code
 """
 # Medians do not add up across wards, so the city's is computed over all reports, not from wards.
@@ -57,13 +60,17 @@ def compute(parts: pd.DataFrame) -> pd.DataFrame:
 
 
 def feedback_kpis(
-    conn: psycopg.Connection[Any], wards: Sequence[str], window: Window, now: datetime
+    conn: psycopg.Connection[Any], wards: Sequence[str], window: Window, as_of: datetime
 ) -> pd.DataFrame:
-    """Feedback KPIs for each ward and the city over `window`, open reports as of `now`."""
+    """Feedback KPIs for each ward and the city over `window`, open reports as of `as_of`.
+
+    The live dashboard passes as_of = now; time travel passes an earlier T with a window ending
+    at T's hour.
+    """
     span = {"start": window.start, "end": window.end}
     rows = conn.execute(SUM_ROLLUP, span).fetchall()
     parts = pd.DataFrame(rows, columns=["ward_code", *COMPONENTS]).set_index("ward_code")
-    open_now = conn.execute(OPEN_NOW, {"now": now}).fetchall()
+    open_now = conn.execute(OPEN_AS_OF, {"as_of": as_of}).fetchall()
     parts = parts.join(
         pd.DataFrame(open_now, columns=["ward_code", "open_reports", "overdue_open"]).set_index(
             "ward_code"
@@ -72,6 +79,7 @@ def feedback_kpis(
     )
     frame = with_city(parts.astype(float), wards, [*COMPONENTS, "open_reports", "overdue_open"])
     medians = conn.execute(MEDIAN_RESOLUTION, {**span, "city": CITY}).fetchall()
-    median = pd.Series({str(k): float(v) for k, v in medians}, dtype=float)
+    # ROLLUP yields a city row (NULL) even when no report was resolved in the window.
+    median = pd.Series({str(k): float(v) for k, v in medians if v is not None}, dtype=float)
     frame["median_resolution_hours"] = median.reindex(frame.index)
     return compute(frame)

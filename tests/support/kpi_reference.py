@@ -177,10 +177,13 @@ def feedback(
     return out
 
 
-def air_quality(df: pd.DataFrame, wards: Sequence[str], now: datetime) -> pd.DataFrame:
-    """Current AQI (worst station), its NowCast PM2.5 and hours over 100 today, from readings."""
+def air_quality(
+    df: pd.DataFrame, wards: Sequence[str], now: datetime, *, seen_until: datetime | None = None
+) -> pd.DataFrame:
+    """Current AQI (worst station), its NowCast PM2.5 and hours over 100 today, from readings
+    with event_time <= seen_until (default: now)."""
     pollutants = ["pm25", "pm10", "no2", "o3", "so2", "co"]
-    d = df[df["event_time"] <= now].copy()
+    d = df[df["event_time"] <= (now if seen_until is None else seen_until)].copy()
     period_start = d["event_time"] - pd.to_timedelta(d["period_minutes"], unit="m")
     d["hour"] = period_start.dt.floor("h")
     means = d.groupby(["station_id", "hour"])[pollutants].mean()
@@ -222,3 +225,44 @@ def air_quality(df: pd.DataFrame, wards: Sequence[str], now: datetime) -> pd.Dat
         float(len(over.get(w, ()))) if w in has else math.nan for w in index
     ]
     return out
+
+
+# -- time travel: the KPIs as they were at T, from the events that had happened by T ----------
+
+
+def before(frames: dict[str, pd.DataFrame], t: datetime) -> dict[str, pd.DataFrame]:
+    """Every schema's events with event_time <= t (what a consumer could have stored by t)."""
+    return {schema: df[df["event_time"] <= t] for schema, df in frames.items()}
+
+
+def dossiers_as_of(
+    df: pd.DataFrame, wards: Sequence[str], start: datetime, end: datetime, t: datetime
+) -> pd.DataFrame:
+    """Dossier KPIs over [start, end) with the backlog at t, from the events up to t only."""
+    return dossiers(df[df["event_time"] <= t], wards, start, end, t)
+
+
+def feedback_as_of(
+    df: pd.DataFrame,
+    wards: Sequence[str],
+    start: datetime,
+    end: datetime,
+    t: datetime,
+    ward_at: Callable[[float, float], str | None],
+) -> pd.DataFrame:
+    """Feedback KPIs over [start, end) with open reports at t, from the events up to t only."""
+    return feedback(df[df["event_time"] <= t], wards, start, end, t, ward_at)
+
+
+def payments_as_of(
+    df: pd.DataFrame, wards: Sequence[str], start: datetime, end: datetime, t: datetime
+) -> pd.DataFrame:
+    """Payment KPIs over [start, end) from the events up to t only."""
+    return payments(df[df["event_time"] <= t], wards, start, end)
+
+
+def air_quality_as_of(df: pd.DataFrame, wards: Sequence[str], t: datetime) -> pd.DataFrame:
+    """Air quality as of t is that of t's hour: hourly means need the whole hour's readings, so
+    the readings of that hour (ending by the next hour's start) count, and none later."""
+    hour = pd.Timestamp(t).floor("h").to_pydatetime()
+    return air_quality(df, wards, t, seen_until=hour + timedelta(hours=1))
