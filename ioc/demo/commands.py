@@ -110,7 +110,8 @@ def resolve_data_dir(args_dir: Path | None, settings: Settings) -> Path:
 
 def demo_command(args: argparse.Namespace, settings: Settings) -> int:
     """Run the demo until SIGINT or SIGTERM."""
-    from ioc.demo.orchestrator import Demo, DemoError, DemoOptions
+    from ioc.demo.checks import DemoError
+    from ioc.demo.orchestrator import Demo, DemoOptions
 
     database_url = args.database_url or settings.database_url
     kafka = args.kafka_bootstrap or settings.kafka_bootstrap

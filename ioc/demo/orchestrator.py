@@ -8,26 +8,23 @@ the reverse, so the last batch is committed before the database goes away.
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import logging
-import os
-import socket
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, TextIO
+from typing import Any, TextIO
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from ioc.demo.checks import DataDirLock, DemoError, check_data_dir, check_port, redact
+from ioc.demo.dashboard import Dashboard, dashboard_available, wait_answering
 from ioc.demo.feeder import (
+    BusOffsets,
     CountingSink,
     Durability,
     Feeder,
@@ -41,13 +38,10 @@ from ioc.settings import Settings
 
 log = logging.getLogger("ioc.demo")
 
+BUS_GROUP = "ioc-demo"
 BUS_RETENTION = 25_000  # records kept per partition: bounds memory on long runs
 STATE_EVERY_S = 5.0
 DRAIN_TIMEOUT_S = 10.0
-
-
-class DemoError(Exception):
-    """The demo cannot start; the message is one line saying what to do."""
 
 
 @dataclass(frozen=True)
@@ -72,136 +66,6 @@ class DemoOptions:
 
 
 # -- checks before anything starts ------------------------------------------------------------
-
-
-def check_data_dir(path: Path) -> None:
-    """Create it if needed and prove it is writable; DemoError in one line otherwise."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise DemoError(
-            f"the data directory {path} is not writable ({exc.strerror or exc}); "
-            "choose another with --data-dir DIR or IOC_DATA_DIR"
-        ) from None
-
-
-def check_port(host: str, port: int) -> None:
-    """Fail early, in one line, when something already listens on the dashboard's port."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        # As the server will: a port in TIME_WAIT from a previous run is free to take.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise DemoError(
-                    f"port {port} on {host} is already in use; stop what runs there or "
-                    f"choose another port with --port N or IOC_DASHBOARD_PORT"
-                ) from None
-            raise DemoError(f"cannot use {host}:{port} ({exc.strerror or exc})") from None
-
-
-class DataDirLock:
-    """One demo per data directory at a time (flock, released when the process ends)."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.path = data_dir / "demo.lock"
-        self._fh: IO[str] | None = None
-
-    def acquire(self) -> None:
-        fh = self.path.open("a+", encoding="utf-8")
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            fh.seek(0)
-            other = fh.read().strip() or "?"
-            fh.close()
-            raise DemoError(
-                f"another ioc demo (pid {other}) is using {self.path.parent}; stop it first "
-                "or choose another --data-dir"
-            ) from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(str(os.getpid()))
-        fh.flush()
-        self._fh = fh
-
-    def release(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
-
-
-def redact(conninfo: str) -> str:
-    """A connection string without its password, as a stable key and for display."""
-    try:
-        parts = conninfo_to_dict(conninfo)
-    except psycopg.ProgrammingError:
-        return "<unparsable database url>"
-    parts.pop("password", None)
-    return make_conninfo(**{k: str(v) for k, v in sorted(parts.items()) if v is not None})
-
-
-# -- the dashboard ----------------------------------------------------------------------------
-
-
-class Dashboard:
-    """The production app (layouts.app.create_app) behind waitress, in a thread of this process."""
-
-    def __init__(self, settings: Settings, clock: Callable[[], datetime], threads: int) -> None:
-        from waitress.server import create_server
-
-        from layouts.app import create_app
-
-        app = create_app(settings, clock=clock)
-        try:
-            self._server: Any = create_server(
-                app.server,
-                host=settings.dashboard_host,
-                port=settings.dashboard_port,
-                threads=threads,
-                ident="ioc-dashboard",
-            )
-        except OSError as exc:
-            raise DemoError(
-                f"cannot serve the dashboard on {settings.dashboard_host}:"
-                f"{settings.dashboard_port} ({exc.strerror or exc}); choose another --port"
-            ) from None
-        self._thread = threading.Thread(target=self._serve, name="dashboard", daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        with contextlib.suppress(OSError, ValueError):  # closing the socket ends the loop
-            self._server.run()
-
-    def stop(self) -> None:
-        with contextlib.suppress(Exception):  # best effort: the process is about to exit
-            self._server.task_dispatcher.shutdown(timeout=2)
-            self._server.close()
-
-
-def dashboard_available() -> bool:
-    """Whether the dashboard package and its server are installed."""
-    import importlib.util
-
-    return all(importlib.util.find_spec(m) is not None for m in ("layouts.app", "waitress"))
-
-
-def wait_answering(url: str, timeout: float, stop: threading.Event) -> bool:
-    """Until GET url answers 200 (True), or timeout/stop (False)."""
-    deadline = time.monotonic() + timeout
-    while not stop.is_set() and time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - our own http URL
-                if resp.status == 200:
-                    return True
-        except (urllib.error.URLError, OSError):
-            pass
-        stop.wait(0.1)
-    return False
 
 
 # -- the run ----------------------------------------------------------------------------------
@@ -350,7 +214,7 @@ class Demo:
         )
         days = plan.backfill_seconds / 86_400
         if plan.backfill_seconds:
-            order = "most recent day first" if len(plan.passes) > 1 else "in time order"
+            order = "newest hours first" if len(plan.passes) > 1 else "in time order"
             self.say(f"{plan.reason}: {days:.1f} simulated days to load, {order}")
         else:
             self.say(f"{plan.reason}: history complete, nothing to backfill")
@@ -371,7 +235,7 @@ class Demo:
         connect = connector(writer_url, settings.db_schema, "ioc-demo-ingest")
         ingest_stop = threading.Event()
         self._ingest_stop = ingest_stop
-        source, sink, durability_of = self._transport(list(routes), ingest_stop)
+        source, sink, durability = self._transport(list(routes), ingest_stop)
         ingestor = Ingestor(
             source,
             routes,
@@ -383,38 +247,32 @@ class Demo:
             # future" for the demo's own consumer.
             wallclock=lambda: datetime.fromtimestamp(max(clock.now(), time.time()), UTC),
         )
-
-        def consumed() -> int:
-            return ingestor.totals.records
-
-        counting = CountingSink(
-            sink, consumed=consumed if self.opts.kafka_bootstrap is None else None, stop=self.stop
-        )
-        durability = durability_of(counting, consumed)
-        feeder = Feeder(plan, self._items(plan, pack), counting, durability, clock, self.stop)
+        feeder = Feeder(plan, self._items(plan, pack), sink, durability, clock, self.stop)
         self._start("ingest", ingestor.run, lambda: _close_ingest(ingestor, source))
-        self._start("simulators", feeder.run, counting.close)
+        self._start("simulators", feeder.run, sink.close)
         self._feeder = feeder
-        return feeder, consumed
+        return feeder, lambda: ingestor.totals.records
 
     def _transport(
         self, topics: list[str], ingest_stop: threading.Event
-    ) -> tuple[Any, Any, Callable[[CountingSink, Callable[[], int]], Durability]]:
+    ) -> tuple[Any, CountingSink, Durability]:
+        """(record source, sink, durability) over Kafka when given, else the in-process bus."""
         if self.opts.kafka_bootstrap:
             from simulators.sinks import KafkaSink, SinkError, feed_topics
             from streams.kafka_source import BrokerUnavailable, KafkaSource
 
             bootstrap = self.opts.kafka_bootstrap
             try:
-                sink = KafkaSink(bootstrap, topic_name=self.settings.topic)
-                sink.ensure_topics(feed_topics(self.settings.topic))
+                kafka = KafkaSink(bootstrap, topic_name=self.settings.topic)
+                kafka.ensure_topics(feed_topics(self.settings.topic))
                 source = KafkaSource(
                     bootstrap, self.settings.consumer_group, topics, stop=ingest_stop
                 )
             except (SinkError, BrokerUnavailable) as exc:
                 raise DemoError(f"Kafka at {bootstrap}: {_one_line(exc)}") from None
             self.say(f"feeds: Kafka at {bootstrap} (group {self.settings.consumer_group})")
-            return source, sink, lambda counting, _consumed: FlushedDurability(counting)
+            counting = CountingSink(kafka)
+            return source, counting, FlushedDurability(counting)
         from simulators.sinks import BusSink
         from streams.bus import Bus
         from streams.bus_source import BusSource
@@ -422,9 +280,11 @@ class Demo:
         bus = Bus(retention=BUS_RETENTION)
         for topic in topics:
             bus.create_topic(topic)
-        bus_source = BusSource(bus, "ioc-demo", topics)
-        bus_sink = BusSink(bus, topic_name=self.settings.topic)
-        return bus_source, bus_sink, IngestedDurability
+        offsets = BusOffsets(bus, BUS_GROUP, topics)
+        counting = CountingSink(
+            BusSink(bus, topic_name=self.settings.topic), backlog=offsets.backlog, stop=self.stop
+        )
+        return BusSource(bus, BUS_GROUP, topics), counting, IngestedDurability(offsets)
 
     def _items(self, plan: Plan, pack: Any) -> Callable[[], Iterator[Any]]:
         from ioc.contracts import VN_TZ
@@ -468,7 +328,7 @@ class Demo:
             rate = meter.add(n)
             p = feeder.progress
             if not history_reported:
-                if (p.live or p.finished) and n >= feeder.sent:
+                if feeder.history_stored():
                     self.status.say(format_bar(p.backfill_total_s, p.backfill_total_s, n, rate))
                     self.say(
                         f"history loaded: {n:,} events in {time.monotonic() - t0:.0f} s; "

@@ -2,9 +2,9 @@
 
 The demo's feeds are one deterministic simulator stream (one start, one seed, no end): every
 pass over it regenerates the same events with the same ids, so a part emitted twice is absorbed
-by the event_id keys. A pass emits some intervals as fast as possible and skips the rest; the
-last pass then goes on in real time. The most recent day comes first, so that the dashboard's
-"today" and "last 24 h" windows fill within seconds; older days follow.
+by the event_id keys. A pass emits some intervals as fast as possible and skips the rest. The
+first pass loads the last hours, so that the map has current values within seconds, then goes
+on in real time; further passes load the rest of the last day, then the older days, beside it.
 
 What has been stored is recorded as intervals of stream time in a small state file in the data
 directory, so a second start carries on from where the data ends.
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 DAY = 86_400
+FIRST_S = 3 * 3600  # loaded before anything else
 STATE_FILE = "demo.json"
 STATE_VERSION = 1
 # Resuming a stream regenerates it from its start; past this age a new stream is cheaper.
@@ -116,6 +117,7 @@ def make_plan(
     latest_in_db: int | None,
     seed: int = 1,
     volume_scale: float = 1.0,
+    first_s: int = FIRST_S,
     recent_s: int = DAY,
 ) -> Plan:
     """The passes that bring the database to `days` of history up to `now`, then go live.
@@ -139,22 +141,23 @@ def make_plan(
         # Data we did not record (another run, another tool, an old stream): keep it and go on
         # from where it ends, with a new stream, so nothing is counted twice.
         start = max(history_start, latest_in_db + 1)
-        stream, done = Stream(_minute(start), seed, volume_scale), ()
+        # Rounded up: a second of the new stream must never overlap the data already there.
+        stream, done = Stream(_minute(start + 59), seed, volume_scale), ()
         reason = "continuing after the data already in the database"
     else:
         stream, done = Stream(_minute(history_start), seed, volume_scale), ()
         reason = "new database: backfilling history"
     wanted = subtract((max(stream.start, history_start), now), done)
-    recent_from = max(now - recent_s, stream.start)
-    recent = clip(wanted, recent_from, now)
-    older = clip(wanted, stream.start, recent_from)
-    passes: list[Pass] = []
-    if older:
-        if recent:
-            passes.append(Pass(recent))
-        passes.append(Pass(older, live_from=now))
-    else:
-        passes.append(Pass(recent, live_from=now))
+    # Emission order: the last hours (enough for "now" and the current AQI), then the rest of
+    # the last day ("today", "last 24 h"), then the older days. passes[0] then goes live; the
+    # others run beside it. Each pass costs one regeneration of the stream up to its end.
+    first_from = max(now - first_s, stream.start)
+    recent_from = min(max(now - recent_s, stream.start), first_from)
+    passes = [Pass(clip(wanted, first_from, now), live_from=now)]
+    for lo, hi in ((recent_from, first_from), (stream.start, recent_from)):
+        part = clip(wanted, lo, hi)
+        if part:
+            passes.append(Pass(part))
     return Plan(stream, done, tuple(passes), now, reason)
 
 
