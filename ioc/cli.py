@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "streams.commands",
     "ioc.demo.commands",
     "layouts.commands",
+    "streams.replay_commands",
 )
 
 
