@@ -169,27 +169,51 @@ def cluster_dir(data_dir: Path) -> Path:
     return (data_dir / "embedded-postgres").resolve()
 
 
+def children_of(parents: set[int]) -> set[int]:
+    """Live processes whose parent is one of `parents` (the server's backends and workers)."""
+    out = set()
+    for pid in _proc_pids():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z" and int(fields[1]) in parents:
+            out.add(pid)
+    return out
+
+
 def demo_pids(demo: DemoProcess, data_dir: Path) -> list[int]:
-    """Every process of the demo: its session, and the server of its cluster (own session)."""
+    """Every process of the demo: its session, and its cluster's server with its children."""
     found = set(session_pids(demo.proc.pid))
-    found.update(pids_mentioning(str(cluster_dir(data_dir) / "data")))
+    servers = set(pids_mentioning(str(cluster_dir(data_dir) / "data")))
+    found |= servers | children_of(servers)
     return sorted(found)
 
 
-def memory_mb(pids: list[int]) -> dict[str, float]:
-    """Summed RSS and PSS (shared pages split between sharers: the honest total) in MB."""
+def memory_mb(pids: list[int]) -> dict[str, Any]:
+    """Summed RSS and PSS (shared pages split between sharers: the honest total) in MB, and
+    PSS by program (python = simulators + ingest + dashboard; postgres = server + backends)."""
     rss = pss = 0
+    by_program: dict[str, float] = {}
     for pid in pids:
         try:
             text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+            name = Path(f"/proc/{pid}/comm").read_text().strip()
         except OSError:
             continue
+        program = "postgres" if name.startswith("postgres") else name
         for line in text.splitlines():
             if line.startswith("Rss:"):
                 rss += int(line.split()[1])
             elif line.startswith("Pss:"):
-                pss += int(line.split()[1])
-    return {"rss_mb": round(rss / 1024, 1), "pss_mb": round(pss / 1024, 1)}
+                kb = int(line.split()[1])
+                pss += kb
+                by_program[program] = by_program.get(program, 0.0) + kb / 1024
+    return {
+        "rss_mb": round(rss / 1024, 1),
+        "pss_mb": round(pss / 1024, 1),
+        "pss_mb_by_program": {k: round(v, 1) for k, v in sorted(by_program.items())},
+    }
 
 
 def map_state(page: Any) -> tuple[int, int, list[str]]:
@@ -268,7 +292,7 @@ def run_once(
     try:
         t_url, match = demo.wait_for(URL_RE.pattern, deadline_s)
         result["seconds_to_url"] = round(t_url, 2)
-        peak = {"rss_mb": 0.0, "pss_mb": 0.0}
+        peak: dict[str, Any] = {"pss_mb": 0.0}
         with browser_page() as page:
             t_map, coloured, total, tiles = wait_coloured_map(
                 page, match.group(1), demo, deadline_s, min_wards=total_wards_hint()
@@ -282,7 +306,8 @@ def run_once(
             if wait_history:
                 while True:
                     mem = memory_mb(demo_pids(demo, data_dir))
-                    peak = {k: max(peak[k], mem[k]) for k in peak}
+                    if mem["pss_mb"] > peak["pss_mb"]:
+                        peak = mem
                     if any("history loaded" in line for _, line in demo.lines):
                         break
                     if demo.elapsed() > 400:

@@ -93,6 +93,7 @@ class Demo:
         self._feeder: Feeder | None = None
         self._ingest_stop: threading.Event | None = None
         self._db_key = ""
+        self._admin: str | None = None
         self._failure: BaseException | None = None
         self.url_printed_at: float | None = None
 
@@ -113,6 +114,7 @@ class Demo:
             self._log_to_file()
             admin, reader, db_key = self._database()
             self._db_key = db_key
+            self._admin = admin
             self._migrate(admin)
             clock = LiveClock(opts.speed)
             if opts.dashboard:
@@ -328,7 +330,7 @@ class Demo:
             rate = meter.add(n)
             p = feeder.progress
             if not history_reported:
-                if feeder.history_stored():
+                if feeder.history_stored() and self._caught_up():
                     self.status.say(format_bar(p.backfill_total_s, p.backfill_total_s, n, rate))
                     self.say(
                         f"history loaded: {n:,} events in {time.monotonic() - t0:.0f} s; "
@@ -340,6 +342,12 @@ class Demo:
             if time.monotonic() >= next_save:
                 self._save(plan, db_key, feeder)
                 next_save = time.monotonic() + STATE_EVERY_S
+
+    def _caught_up(self) -> bool:
+        """With Kafka, "sent" is not "stored": also wait until the consumer reports no lag."""
+        if not self.opts.kafka_bootstrap or self._admin is None:
+            return True
+        return total_lag(self._admin, self.settings.db_schema) == 0
 
     def _pace(self) -> str:
         return "real time" if self.opts.speed == 1 else f"x{self.opts.speed:g}"
@@ -409,6 +417,23 @@ def latest_event_time(admin: str, schema: str) -> int | None:
         return None
     value: datetime = row[0]
     return int(value.timestamp())
+
+
+def total_lag(admin: str, schema: str) -> int | None:
+    """The consumer lag the ingest loop last reported, summed over the feeds (None: unknown)."""
+    from psycopg import sql
+
+    query = sql.SQL("SELECT sum(consumer_lag), count(consumer_lag) FROM {}.feed_health").format(
+        sql.Identifier(schema)
+    )
+    try:
+        with psycopg.connect(admin, autocommit=True, connect_timeout=3) as conn:
+            row = conn.execute(query).fetchone()
+    except psycopg.Error:
+        return None
+    if row is None or not row[1]:
+        return None
+    return int(row[0])
 
 
 def _one_line(exc: BaseException) -> str:
