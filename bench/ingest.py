@@ -136,7 +136,9 @@ def _ingest_env(info: Any, schema: str, prefix: str, group: str) -> dict[str, st
     return env
 
 
-def full_ingest(info: Any, schema: str, prefix: str, profile: Path | None) -> dict[str, Any]:
+def full_ingest(
+    info: Any, schema: str, prefix: str, profile: Path | None, max_batch: int
+) -> dict[str, Any]:
     """`ioc ingest --stop-when-idle` over the pre-produced topics into a fresh schema."""
     metrics = Path(tempfile.mkstemp(suffix=".json")[1])
     cmd = [sys.executable]
@@ -145,6 +147,7 @@ def full_ingest(info: Any, schema: str, prefix: str, profile: Path | None) -> di
     else:
         cmd += ["-m"]
     cmd += ["ioc.cli", "ingest", "--stop-when-idle", "3", "--metrics-out", str(metrics)]
+    cmd += ["--max-batch", str(max_batch)]
     env = _ingest_env(info, schema, prefix, f"bench-{uuid.uuid4().hex[:8]}")
     proc = subprocess.Popen(cmd, cwd=REPO, env=env)  # noqa: S603 - our own argv
     rc, rss = _wait(proc, 1800)
@@ -291,6 +294,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-rate", type=int, default=2_000)
     parser.add_argument("--latency-seconds", type=float, default=30.0)
     parser.add_argument("--profile", action="store_true", help="run (b) under pyinstrument")
+    parser.add_argument("--max-batch", type=int, default=10_000, help="records per transaction")
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--bare", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -314,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"produced: {produced}")
         bare = bare_consume(bootstrap, topics, produced["events"])
         log(f"bare consume: {bare}")
-        full = full_ingest(info, schema, prefix, profile)
+        full = full_ingest(info, schema, prefix, profile, args.max_batch)
         log(f"full ingest: {full}")
         lat = latency(info, lat_schema, lat_prefix, args.latency_rate, args.latency_seconds)
         log(f"latency: {lat}")
@@ -358,6 +362,7 @@ def main(argv: list[str] | None = None) -> int:
             "max_rss_mb: peak resident memory of the `ioc ingest` process (wait4).",
         ],
         "profiled": profile is not None,
+        "max_batch": args.max_batch,
         "met": {
             "ingest_events_per_s": full["events_per_s"] >= TARGETS["ingest_events_per_s"],
             "ratio_to_bare": ratio >= TARGETS["ratio_to_bare"],

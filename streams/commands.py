@@ -41,7 +41,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default="kafka",
         help="kafka (default) or the in-process bus (only inside a process that also produces)",
     )
-    p.add_argument("--max-batch", type=_positive_int, default=5000, metavar="N")
+    p.add_argument("--max-batch", type=_positive_int, default=10_000, metavar="N")
     p.add_argument(
         "--stop-when-idle",
         type=_positive_float,

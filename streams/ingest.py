@@ -31,7 +31,7 @@ log = logging.getLogger("streams.ingest")
 
 @dataclass(frozen=True)
 class IngestOptions:
-    max_batch: int = 5000
+    max_batch: int = 10_000
     poll_timeout_s: float = 0.2
     # Health rows are refreshed at least this often even when no records arrive (lag, rate).
     heartbeat_s: float = 5.0

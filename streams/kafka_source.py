@@ -21,7 +21,7 @@ log = logging.getLogger("streams.kafka_source")
 # Tuned for throughput without hurting latency: large polls, a big per-partition fetch, and a
 # short broker wait so a trickle of events is still delivered within ~50 ms.
 CONSUMER_TUNING: dict[str, Any] = {
-    "max_poll_records": 5000,
+    "max_poll_records": 10_000,
     "fetch_min_bytes": 1,
     "fetch_max_wait_ms": 50,
     "max_partition_fetch_bytes": 4 * 1024 * 1024,
