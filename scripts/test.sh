@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run every check: lint, types, unit tests, then integration tests against the real Kafka broker and
 # PostgreSQL server that `ioc services up` starts. Services this script started are stopped at exit.
-set -euo pipefail
+# A lint or type failure does not hide the test results: everything runs, and any failure fails.
+set -uo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
 
@@ -12,14 +13,21 @@ cleanup() {
 }
 trap cleanup EXIT
 
+failed=()
 echo "== lint and types"
-$BIN/ruff check .
-$BIN/ruff format --check .
-$BIN/mypy
+$BIN/ruff check . || failed+=("ruff check")
+$BIN/ruff format --check . || failed+=("ruff format --check")
+$BIN/mypy || failed+=("mypy")
 
 echo "== services"
-$BIN/ioc services up
+$BIN/ioc services up || { echo "services did not start; see the logs named above"; exit 1; }
 $BIN/ioc services status
 
 echo "== tests"
-$BIN/pytest -ra "$@"
+$BIN/pytest -ra "$@" || failed+=("pytest")
+
+if [ "${#failed[@]}" -gt 0 ]; then
+    echo "FAILED: ${failed[*]}"
+    exit 1
+fi
+echo "all checks passed"
