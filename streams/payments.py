@@ -25,7 +25,7 @@ EVENT_COLUMNS: Final = (
 )
 
 # One statement moves the staged batch into the raw table and adds only the rows that were new
-# (RETURNING skips redelivered duplicates) to the hourly rollup and to the merchant-day table.
+# (RETURNING skips redelivered duplicates) to the hourly rollups and to the merchant-day table.
 # Public counters are merchant types public_service_fee and tax; cashless is any channel but cash
 # (ioc.contracts.payments: PUBLIC_COUNTER_TYPES, is_cashless).
 INSERT_AND_ROLL_UP: Final = """
@@ -55,6 +55,15 @@ WITH ins AS (
         public_total = s.public_total + EXCLUDED.public_total,
         public_cashless = s.public_cashless + EXCLUDED.public_cashless,
         failed = s.failed + EXCLUDED.failed
+    RETURNING 1
+), channels AS (
+    INSERT INTO payment_channel_hourly AS c (ward_code, bucket, channel, transactions, amount_vnd)
+    SELECT ward_code, date_trunc('hour', event_time), channel, count(*), sum(amount_vnd)
+    FROM ins WHERE status = 'succeeded'
+    GROUP BY 1, 2, 3
+    ON CONFLICT (ward_code, bucket, channel) DO UPDATE SET
+        transactions = c.transactions + EXCLUDED.transactions,
+        amount_vnd = c.amount_vnd + EXCLUDED.amount_vnd
     RETURNING 1
 ), days AS (
     INSERT INTO payment_merchant_days (ward_code, day, merchant_id)

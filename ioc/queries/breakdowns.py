@@ -2,9 +2,9 @@
 payments by channel, feedback by category, AQI by pollutant) and its overdue case lists.
 
 Cost: the case-table breakdowns use (ward_code, received_at/submitted_at) indexes and the
-payment one (ward_code, event_time) on payment_events, so each reads only the ward's rows inside
-the window - flat in the history, linear in the window (30 days of a busy ward's payments is the
-largest read). Overdue lists read the partial indexes on open cases, limited.
+payment one the hourly channel rollup, so each reads only the ward's rows inside the window -
+flat in the history, linear in the window. Overdue lists read the partial indexes on open
+cases, limited.
 """
 
 from __future__ import annotations
@@ -27,9 +27,8 @@ WHERE ward_code = %(ward)s AND received_at >= %(start)s AND received_at < %(end)
 GROUP BY procedure_field, channel
 """
 PAYMENTS_BY_CHANNEL: Final = """
-SELECT channel, count(*), sum(amount_vnd) FROM payment_events
-WHERE ward_code = %(ward)s AND event_time >= %(start)s AND event_time < %(end)s
-  AND status = 'succeeded'
+SELECT channel, sum(transactions), sum(amount_vnd) FROM payment_channel_hourly
+WHERE ward_code = %(ward)s AND bucket >= %(start)s AND bucket < %(end)s
 GROUP BY channel
 """
 FEEDBACK_BY_CATEGORY: Final = """

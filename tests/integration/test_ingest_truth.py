@@ -20,6 +20,7 @@ from psycopg import sql
 from ioc.citypack import load_pack
 from ioc.db.migrate import migrate
 from ioc.queries.air_quality import air_quality_kpis
+from ioc.queries.breakdowns import payments_by_channel
 from ioc.queries.dossiers import dossier_kpis
 from ioc.queries.feedback import feedback_kpis
 from ioc.queries.payments import payment_kpis
@@ -141,6 +142,19 @@ def test_kpis_equal_pandas_recomputation(
             )
             checked += 3 * (len(wards) + 1)
             del now
+        pay = frames["ioc.payments.v1"]
+        for ward in wards[:5]:
+            got_ch = payments_by_channel(conn, ward, windows[1]).set_index("channel")
+            sel = pay[
+                (pay["ward_code"] == ward)
+                & (pay["status"] == "succeeded")
+                & (pay["event_time"] >= windows[1].start)
+                & (pay["event_time"] < windows[1].end)
+            ]
+            want_ch = sel.groupby("channel").agg(
+                count=("event_id", "size"), amount_vnd=("amount_vnd", "sum")
+            )
+            assert_frames_equal(f"channels {ward}", got_ch.sort_index(), want_ch.sort_index())
         aq_got = air_quality_kpis(conn, wards, end)
         aq_want = ref.air_quality(frames["ioc.air_quality.v1"], wards, end)
         assert_frames_equal("air_quality", aq_got, aq_want)
