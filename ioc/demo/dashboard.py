@@ -57,6 +57,21 @@ def dashboard_available() -> bool:
     return all(importlib.util.find_spec(m) is not None for m in ("layouts.app", "waitress"))
 
 
+def preload() -> threading.Thread | None:
+    """Import Dash and the app in a thread while the database starts (a second or two)."""
+    if not dashboard_available():
+        return None
+
+    def load() -> None:
+        with contextlib.suppress(Exception):  # a real import error shows when the app is built
+            importlib.import_module("layouts.app")
+            importlib.import_module("waitress.server")
+
+    thread = threading.Thread(target=load, name="dashboard-import", daemon=True)
+    thread.start()
+    return thread
+
+
 def wait_answering(url: str, timeout: float, stop: threading.Event) -> bool:
     """Until GET url answers 200 (True), or timeout/stop (False)."""
     deadline = time.monotonic() + timeout

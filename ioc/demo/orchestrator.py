@@ -1,8 +1,8 @@
 """The whole data path in one process for the demo: simulator -> topic -> consumer -> table ->
 query -> callback -> map, on the embedded database and the in-process bus (or real services).
 
-Start order: data directory, database (+ migrations), dashboard, then the feeds; stop order is
-the reverse, so the last batch is committed before the database goes away.
+Start order: data directory, database (+ migrations), feeds, dashboard; stop order is the
+reverse, so the last batch is committed before the database goes away.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from ioc.demo.checks import DataDirLock, DemoError, check_data_dir, check_port, redact
-from ioc.demo.dashboard import Dashboard, dashboard_available, wait_answering
+from ioc.demo.dashboard import Dashboard, dashboard_available, preload, wait_answering
 from ioc.demo.feeder import (
     BusOffsets,
     CountingSink,
@@ -109,18 +109,23 @@ class Demo:
         lock.acquire()
         self._cleanups.append(("lock", lock.release))
         try:
+            importing = None
             if opts.dashboard:
                 check_port(opts.host, opts.port)
+                importing = preload()
             self._log_to_file()
             admin, reader, db_key = self._database()
             self._db_key = db_key
             self._admin = admin
             self._migrate(admin)
             clock = LiveClock(opts.speed)
-            if opts.dashboard:
-                self._dashboard(reader, clock)
             plan = self._plan(admin, db_key)
+            # Feeds first: regenerating the stream up to the newest hours is the long pole.
             feeder, consumed = self._feeds(admin, plan, clock)
+            if opts.dashboard:
+                if importing is not None:
+                    importing.join()
+                self._dashboard(reader, clock)
             self._watch(feeder, consumed, plan, db_key, started)
         finally:
             self._shutdown()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -51,8 +52,14 @@ class StatusLine:
         self._every = every
         self._last = float("-inf")
         self._open = False
+        # The dashboard's "ready" line comes from another thread than the bar.
+        self._lock = threading.Lock()
 
     def show(self, text: str, force: bool = False) -> None:
+        with self._lock:
+            self._show(text, force)
+
+    def _show(self, text: str, force: bool) -> None:
         now = time.monotonic()
         if self._tty:
             self._out.write("\r" + text.ljust(78))
@@ -66,11 +73,16 @@ class StatusLine:
 
     def say(self, text: str) -> None:
         """A permanent line (ends the in-place line first)."""
-        self.end()
-        self._out.write(text + "\n")
-        self._out.flush()
+        with self._lock:
+            self._end()
+            self._out.write(text + "\n")
+            self._out.flush()
 
     def end(self) -> None:
+        with self._lock:
+            self._end()
+
+    def _end(self) -> None:
         if self._open:
             self._out.write("\n")
             self._open = False
