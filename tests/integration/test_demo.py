@@ -93,7 +93,7 @@ def test_make_demo_shows_a_live_map_within_a_minute_and_restarts_on_its_data(
     again = start(home, port)
     try:
         _, match = again.wait_for(URL_RE.pattern, FIRST_MAP_S)
-        planned_at, planned = again.wait_for(r"resuming the demo's stream: ([0-9.]+) simulated", 30)
+        _, planned = again.wait_for(r"resuming the demo's stream: ([0-9.]+) simulated", 30)
         assert float(planned.group(1)) < 0.05  # only the minutes it was stopped, no backfill
         assert "reused" in again.output() and "new database" not in again.output()
         again.wait_for(r"history loaded", 60)
