@@ -21,6 +21,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "ioc.demo.commands",
     "layouts.commands",
     "streams.replay_commands",
+    "ioc.auth.commands",
 )
 
 

@@ -15,6 +15,15 @@ MIGRATION_RE = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 RECORD_TABLE = "schema_migrations"
 WRITER_ROLE = "ioc_writer"
 READER_ROLE = "ioc_reader"
+# Access-control tables (sql/006_auth.sql) and the only privileges anyone but the admin has on
+# them: ingest none, the dashboard what login, sessions and the audit log need. Re-applied after
+# every migration because the blanket grants above them would otherwise widen them again.
+AUTH_GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
+    "users": {READER_ROLE: ("SELECT",)},
+    "sessions": {READER_ROLE: ("SELECT", "INSERT", "DELETE")},
+    "display_tokens": {READER_ROLE: ("SELECT", "UPDATE (last_used_at)")},
+    "audit_log": {READER_ROLE: ("INSERT",)},
+}
 # Any constant works; it only has to be the same for every runner so two never interleave.
 _ADVISORY_LOCK_KEY = 0x10C_0001
 
@@ -129,7 +138,28 @@ def grant_roles(conn: psycopg.Connection[tuple[object, ...]], schema: str) -> li
         conn.execute(
             sql.SQL("GRANT CREATE ON SCHEMA {} TO {}").format(ident, rid)
         )  # staging tables for COPY are created per session by ingest
+    _narrow_auth_grants(conn, schema, existing)
     return sorted(existing)
+
+
+def _narrow_auth_grants(
+    conn: psycopg.Connection[tuple[object, ...]], schema: str, roles: set[str]
+) -> None:
+    present = {
+        str(r[0])
+        for r in conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = %(s)s AND tablename = ANY(%(t)s)",
+            {"s": schema, "t": list(AUTH_GRANTS)},
+        ).fetchall()
+    }
+    for table in sorted(present):
+        tid = sql.Identifier(schema, table)
+        for role in sorted(roles):
+            rid = sql.Identifier(role)
+            conn.execute(sql.SQL("REVOKE ALL ON {} FROM {}").format(tid, rid))
+            for privilege in AUTH_GRANTS[table].get(role, ()):
+                # privilege is one of the constants above, never input.
+                conn.execute(sql.SQL("GRANT " + privilege + " ON {} TO {}").format(tid, rid))
 
 
 def migrate(
