@@ -33,6 +33,10 @@ class Settings:
     dashboard_debug: bool = False
     # Map background tiles ({z}/{x}/{y} URL template); empty = wards on a plain background.
     map_tiles_url: str = ""
+    # Dashboard logins: hours a password session lasts; Secure cookies even over plain http
+    # (behind a TLS-terminating proxy). Secure is always set when the request is https.
+    session_hours: float = 12.0
+    cookie_secure: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -76,6 +80,10 @@ class Settings:
             values["dashboard_debug"] = parse_bool("IOC_DASHBOARD_DEBUG", raw)
         if (raw := env.get("IOC_MAP_TILES_URL")) is not None:
             values["map_tiles_url"] = check_tiles_url("IOC_MAP_TILES_URL", raw.strip())
+        if (raw := env.get("IOC_SESSION_HOURS")) is not None:
+            values["session_hours"] = parse_hours("IOC_SESSION_HOURS", raw)
+        if (raw := env.get("IOC_COOKIE_SECURE")) is not None:
+            values["cookie_secure"] = parse_bool("IOC_COOKIE_SECURE", raw)
         if "kafka_bootstrap" in values:
             check_bootstrap("IOC_KAFKA_BOOTSTRAP", str(values["kafka_bootstrap"]))
         if "database_url" in values:
@@ -96,6 +104,17 @@ def parse_port(name: str, raw: str) -> int:
     if not 1 <= port <= 65535:
         raise SettingsError(f"{name}={raw!r} is out of range (1-65535)")
     return port
+
+
+def parse_hours(name: str, raw: str) -> float:
+    """Hours between 0.1 and 720 (30 days), or SettingsError naming the variable."""
+    try:
+        hours = float(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number of hours") from None
+    if not 0.1 <= hours <= 720:
+        raise SettingsError(f"{name}={raw!r} is out of range (0.1-720 hours)")
+    return hours
 
 
 def parse_bool(name: str, raw: str) -> bool:

@@ -4,7 +4,7 @@ the database is down or empty, and the few caches that keep a wall refresh cheap
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,7 +23,7 @@ from ioc.queries.snapshot import (
     all_kpis,
     wall_snapshot,
 )
-from ioc.queries.ward import WardDetail, ward_detail
+from ioc.queries.ward import PERIOD_HOURS, WardDetail, ward_detail
 from ioc.queries.window import floor_hour
 from ioc.targets import DashboardConfig
 
@@ -32,6 +32,7 @@ Clock = Callable[[], datetime]
 T = TypeVar("T")
 # What a lost or missing database looks like from here: server down, tables not migrated.
 DATA_ERRORS = (psycopg.Error, NoDatabaseError, OSError)
+MAX_SCOPES = 64
 
 
 def utc_now() -> datetime:
@@ -95,8 +96,10 @@ class DataSource:
         self.wards = [w.code for w in pack.wards]
         self._down_since: datetime | None = None
         self._lock = threading.Lock()
-        self._yesterday: tuple[datetime, datetime, pd.DataFrame] | None = None
-        self._air_quality: tuple[tuple[Any, ...], pd.DataFrame] | None = None
+        # Keyed by the wards asked for: a ward-scoped manager's frames (and its "city" row) are
+        # computed over its wards only, never sliced from the whole city's.
+        self._yesterday: dict[tuple[str, ...], tuple[datetime, datetime, pd.DataFrame]] = {}
+        self._air_quality: dict[tuple[str, ...], tuple[tuple[Any, ...], pd.DataFrame]] = {}
 
     def read(self, query: Callable[[psycopg.Connection[Any]], T]) -> T | Unavailable:
         """Run `query` on a pooled connection; a failure becomes Unavailable(since first)."""
@@ -114,46 +117,69 @@ class DataSource:
             self._down_since = None
         return result
 
-    def _cached_yesterday(self, conn: psycopg.Connection[Any], now: datetime) -> pd.DataFrame:
+    def _scope(self, wards: Sequence[str] | None) -> tuple[str, ...]:
+        return tuple(self.wards if wards is None else wards)
+
+    @staticmethod
+    def _remember(cache: dict[tuple[str, ...], Any], key: tuple[str, ...], value: Any) -> None:
+        if key not in cache and len(cache) >= MAX_SCOPES:
+            cache.clear()  # many distinct scopes: start over rather than grow
+        cache[key] = value
+
+    def _cached_yesterday(
+        self, conn: psycopg.Connection[Any], now: datetime, wards: tuple[str, ...]
+    ) -> pd.DataFrame:
         # Yesterday's frame changes when the hour moves (or late data arrives): recompute at
         # most once a minute and whenever the hour changes.
         hour = floor_hour(now)
-        cached = self._yesterday
+        cached = self._yesterday.get(wards)
         if cached is not None and cached[0] == hour and (now - cached[1]).total_seconds() < 60:
             return cached[2]
-        frame = all_kpis(conn, self.wards, now - DAY)
-        self._yesterday = (hour, now, frame)
+        frame = all_kpis(conn, wards, now - DAY)
+        self._remember(self._yesterday, wards, (hour, now, frame))
         return frame
 
-    def _cached_air_quality(self, conn: psycopg.Connection[Any], now: datetime) -> pd.DataFrame:
+    def _cached_air_quality(
+        self, conn: psycopg.Connection[Any], now: datetime, wards: tuple[str, ...]
+    ) -> pd.DataFrame:
         key = air_quality_fingerprint(conn, now)
-        cached = self._air_quality
+        cached = self._air_quality.get(wards)
         if cached is not None and cached[0] == key:
             return cached[1]
-        frame = air_quality_kpis(conn, self.wards, now)
-        self._air_quality = (key, frame)
+        frame = air_quality_kpis(conn, wards, now)
+        self._remember(self._air_quality, wards, (key, frame))
         return frame
 
-    def wall(self, now: datetime) -> WallSnapshot | Unavailable:
+    def wall(self, now: datetime, wards: Sequence[str] | None = None) -> WallSnapshot | Unavailable:
+        """The wall's snapshot over `wards` (default: the whole pack), whose sum is "city"."""
         alerts = self.config.alerts
+        scope = self._scope(wards)
 
         def query(conn: psycopg.Connection[Any]) -> WallSnapshot:
             return wall_snapshot(
                 conn,
-                self.wards,
+                scope,
                 now,
                 dead_letter_window_s=alerts.dead_letter_window_s,
                 ack_hold_s=alerts.ack_hold_s,
-                yesterday=self._cached_yesterday(conn, now),
-                air_quality=self._cached_air_quality(conn, now),
+                yesterday=self._cached_yesterday(conn, now, scope),
+                air_quality=self._cached_air_quality(conn, now, scope),
             )
 
         return self.read(query)
 
-    def ward(self, code: str, period: str, now: datetime) -> WardDetail | Unavailable:
+    def ward(
+        self, code: str, period: str, now: datetime, wards: Sequence[str] | None = None
+    ) -> WardDetail | Unavailable:
+        """One ward's page, compared with the "city" of `wards` (default: the whole pack);
+        a code outside `wards` or an unknown period is a ValueError, never a query."""
+        scope = self._scope(wards)
+        if code not in scope or period not in PERIOD_HOURS:
+            raise ValueError("ward outside the scope or unknown period")
+
         def query(conn: psycopg.Connection[Any]) -> WardDetail:
-            aq = self._cached_air_quality(conn, now)
-            return ward_detail(conn, self.wards, code, period, now, aq)
+            aq = self._cached_air_quality(conn, now, scope)
+            return ward_detail(conn, scope, code, period, now, aq)
 
         return self.read(query)
 

@@ -1,20 +1,28 @@
 """Callback step of the wall view (/): its layout, component ids and thin callbacks (inputs ->
-one query -> one pure builder -> outputs)."""
+one query -> one pure builder -> outputs). Every input is checked (it is whatever the request
+body says), and a ward-scoped caller gets its wards only - map, tiles and alerts alike."""
 
 from __future__ import annotations
 
+import re
 import time
+from collections.abc import Mapping
 from typing import Any, Final
 
 from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
+from werkzeug.exceptions import BadRequest, Forbidden
 
+from ioc.auth.principals import Principal
 from ioc.queries.alerts import acknowledge
 from layouts.components.map import ward_map
 from layouts.components.status import ACK
 from layouts.components.tiles import TARGET, TILE, TREND, VALUE, tile_grid
 from layouts.data import DataSource, Unavailable
 from layouts.i18n import Lang, lang_of, t
+from layouts.kpis import BY_KEY
+from layouts.security import audit_event, principal
 from layouts.wall_view import build_wall, rotate
+from streams.topics import FEED_NAMES
 
 MAP: Final = "wall-map"
 GEOJSON: Final = "wall-geojson"
@@ -29,6 +37,42 @@ PAUSE: Final = "wall-pause"
 ACKED: Final = "wall-acked"
 URL: Final = "url"  # the app's dcc.Location
 LANG: Final = "lang"  # the app's language store
+ACK_KEY_RE: Final = re.compile(r"^(aqi|overdue_backlog):([0-9]{5})$")
+
+
+def ack_allowed(key: object, who: Principal) -> bool:
+    """Whether `who` may acknowledge the alert `key` (a well-formed key in its scope)."""
+    if not isinstance(key, str):
+        return False
+    if match := ACK_KEY_RE.match(key):
+        return who.sees(match.group(2))
+    return key == "dead_letters:city" or key in {f"feed_stalled:{f}" for f in FEED_NAMES}
+
+
+def selected_kpi(selected: object, default: str) -> str:
+    """The KPI a (possibly forged) selection store names, or the default."""
+    kpi = selected.get("kpi") if isinstance(selected, Mapping) else None
+    return kpi if isinstance(kpi, str) and kpi in BY_KEY else default
+
+
+def rotation_state(state: object, default: str) -> dict[str, Any]:
+    """The rotation store with a known KPI and a numeric (or no) pause time."""
+    paused = state.get("paused_at") if isinstance(state, Mapping) else None
+    at: float | None = None
+    if isinstance(paused, int | float) and not isinstance(paused, bool) and paused == paused:
+        at = float(paused)
+    return {"kpi": selected_kpi(state, default), "paused_at": at}
+
+
+def tile_keys(outputs: Any) -> list[str]:
+    """The KPI of each tile output the request lists; BadRequest for anything else."""
+    try:
+        keys = [o["id"]["kpi"] for o in outputs]
+    except (KeyError, TypeError, IndexError):
+        raise BadRequest("malformed tile outputs") from None
+    if not all(isinstance(k, str) and k in BY_KEY for k in keys):
+        raise BadRequest("unknown tile")
+    return keys
 
 
 def layout(data: DataSource, tiles_url: str, lang: Lang) -> Any:
@@ -97,10 +141,18 @@ def register(app: Dash, data: DataSource) -> None:
         State(LANG, "data"),
     )
     def refresh(_n: Any, selected: Any, _acked: Any, lang_raw: Any) -> tuple[Any, ...]:
+        who = principal()
+        scope = who.scope(data.wards)
+        if not scope:
+            raise Forbidden()
         lang = lang_of(lang_raw)
-        kpi = str((selected or {}).get("kpi") or data.config.wall.rotation[0])
-        view = build_wall(data.wall(data.clock()), data.pack, data.config, kpi, lang)
-        keys = [o["id"]["kpi"] for o in ctx.outputs_list[2]]
+        kpi = selected_kpi(selected, data.config.wall.rotation[0])
+        keys = tile_keys(ctx.outputs_list[2])
+        view = build_wall(data.wall(data.clock(), scope), data.pack, data.config, kpi, lang)
+        hideout = view.hideout
+        if not who.city_wide:
+            colours = {k: v for k, v in hideout["colours"].items() if who.sees(k)}
+            hideout = {**hideout, "colours": colours}
         values: list[Any]
         trends: list[Any]
         targets: list[Any]
@@ -114,7 +166,7 @@ def register(app: Dash, data: DataSource) -> None:
             targets = [tiles[k].target for k in keys]
             classes = [tiles[k].class_name for k in keys]
         return (
-            view.hideout,
+            hideout,
             view.legend,
             values,
             trends,
@@ -146,7 +198,9 @@ def register(app: Dash, data: DataSource) -> None:
             kind, clicked = "tile", str(trigger.get("kpi"))
         elif trigger == PAUSE:
             kind = "pause"
-        new = rotate(state, kind, clicked, time.time() * 1000.0, data.config)
+        default = data.config.wall.rotation[0]
+        current = rotation_state(state, default)
+        new = rotate(current, kind, clicked, time.time() * 1000.0, data.config)
         lang = lang_of(lang_raw)
         label = t("wall.resume", lang) if new["paused_at"] is not None else t("wall.pause", lang)
         return new, label
@@ -157,9 +211,13 @@ def register(app: Dash, data: DataSource) -> None:
         prevent_initial_call=True,
     )
     def open_ward(feature: Any) -> Any:
-        code = ((feature or {}).get("properties") or {}).get("ward_code")
-        if not code or code not in data.pack:
+        who = principal()
+        props = feature.get("properties") if isinstance(feature, Mapping) else None
+        code = props.get("ward_code") if isinstance(props, Mapping) else None
+        if not isinstance(code, str) or code not in data.pack:
             return no_update
+        if not who.can("ward") or not who.sees(code):
+            return no_update  # operators and displays stay on the wall
         return f"/ward/{code}"
 
     @app.callback(
@@ -172,8 +230,14 @@ def register(app: Dash, data: DataSource) -> None:
         trigger = ctx.triggered_id
         if not isinstance(trigger, dict) or not ctx.triggered[0]["value"]:
             return no_update  # the list was re-rendered, nobody clicked
-        key = str(trigger.get("key"))
-        done = data.read(lambda conn: acknowledge(conn, key, "wall"))
+        who = principal()
+        key = trigger.get("key")
+        if not ack_allowed(key, who):
+            audit_event(app.server, "ack", "refused", {"key": str(key)[:80]})
+            raise Forbidden()
+        done = data.read(lambda conn: acknowledge(conn, str(key), who.name))
         if isinstance(done, Unavailable):
             return no_update
-        return int(count or 0) + 1
+        audit_event(app.server, "ack", "ok", {"key": key})
+        n = count if isinstance(count, int) and not isinstance(count, bool) else 0
+        return min(max(n, 0), 1_000_000) + 1

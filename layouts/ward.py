@@ -1,15 +1,19 @@
 """Callback step of the ward page (/ward/<code>): layout, component ids and thin callbacks
-(inputs -> one query -> one pure builder -> outputs), and the CSV export."""
+(inputs -> one query -> one pure builder -> outputs), and the CSV export. The ward and period
+come from the request body, so both are checked against the caller's scope on the server."""
 
 from __future__ import annotations
 
 from typing import Any, Final
 
 from dash import Dash, Input, Output, State, dcc, html, no_update
+from werkzeug.exceptions import BadRequest, Forbidden
 
+from ioc.auth.principals import Principal
 from ioc.queries.ward import PERIOD_HOURS
 from layouts.data import DataSource, Unavailable
 from layouts.i18n import Lang, enum_label, fmt_number, fmt_time, lang_of, t
+from layouts.security import audit_event, principal
 from layouts.ward_view import breakdown_figures, export_csv, kpi_table, overdue_lists, series_figure
 from streams.topics import FEED_NAMES
 
@@ -27,6 +31,18 @@ DOWNLOAD: Final = "ward-download"
 LANG: Final = "lang"
 REFRESH_MS: Final = 30_000
 GRAPH_CONFIG: Final[Any] = {"displayModeBar": False}
+
+
+def checked(data: DataSource, code: object, period: object) -> tuple[Principal, str, str]:
+    """(caller, ward, period) when the caller may see that ward; Forbidden or BadRequest else."""
+    who = principal()
+    if not isinstance(code, str) or code not in data.pack or not who.sees(code):
+        raise Forbidden()
+    if period is None:
+        period = "24h"
+    if not isinstance(period, str) or period not in PERIOD_HOURS:
+        raise BadRequest("unknown period")
+    return who, code, period
 
 
 def _graph(graph_id: str) -> Any:
@@ -119,9 +135,10 @@ def register(app: Dash, data: DataSource) -> None:
         State(LANG, "data"),
     )
     def refresh(period: Any, _n: Any, code: Any, lang_raw: Any) -> tuple[Any, ...]:
+        who, code, period = checked(data, code, period)
         lang = lang_of(lang_raw)
         now = data.clock()
-        detail = data.ward(str(code), str(period or "24h"), now)
+        detail = data.ward(code, period, now, who.scope(data.wards))
         if isinstance(detail, Unavailable):
             status = t("wall.unavailable", lang, time=fmt_time(detail.since))
             return (*([no_update] * (len(outputs) - 1)), status)
@@ -147,11 +164,17 @@ def register(app: Dash, data: DataSource) -> None:
     def export(clicks: Any, period: Any, code: Any, lang_raw: Any) -> Any:
         if not clicks:
             return no_update
+        try:
+            who, code, period = checked(data, code, period)
+        except Forbidden:
+            audit_event(app.server, "export", "refused", {"ward": str(code)[:20]})
+            raise
         lang = lang_of(lang_raw)
         now = data.clock()
-        detail = data.ward(str(code), str(period or "24h"), now)
+        detail = data.ward(code, period, now, who.scope(data.wards))
         if isinstance(detail, Unavailable):
             return no_update
+        audit_event(app.server, "export", "ok", {"ward": code, "period": period})
         stamp = now.strftime("%Y%m%d-%H%M")
         name = f"ioc-{code}-{period}-{stamp}.csv"
         return {"content": export_csv(detail, lang), "filename": name, "type": "text/csv"}

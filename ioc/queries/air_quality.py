@@ -42,13 +42,17 @@ def compute(rows: Sequence[Sequence[Any]], wards: Sequence[str], now: datetime) 
 
     aqi: the worst station's hourly VN_AQI in the ward at now's hour; pm25: that ward's highest
     station NowCast PM2.5 (µg/m³); hours_over_100_today: hours since local midnight in which
-    some station of the ward had an AQI over 100. The city takes the worst of all stations.
+    some station of the ward had an AQI over 100. The city takes the worst of all stations of
+    `wards` (a scoped caller's "city" is the wards it may see; stations elsewhere are ignored).
     """
     today = Window.today(now)
     hour = floor_hour(now)
     by_station: dict[str, dict[datetime, dict[str, float | None]]] = defaultdict(dict)
     ward_of: dict[str, str] = {}
+    wanted = set(wards)
     for station, ward, bucket, *values in rows:
+        if ward not in wanted:
+            continue
         by_station[station][bucket] = dict(zip(POLLUTANTS, values, strict=True))
         ward_of[station] = ward
     today_hours = []

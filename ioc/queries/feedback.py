@@ -36,13 +36,14 @@ WHERE coalesce(closed_at, 'infinity'::timestamptz) > %(as_of)s
   AND coalesce(first_event_at, submitted_at) <= %(as_of)s
 GROUP BY ward_code
 """
-# Medians do not add up across wards, so the city's is computed over all reports, not from wards.
+# Medians do not add up across wards, so the city's is computed over the reports of all the
+# wards asked for (a ward-scoped caller's "city" is its own wards), not from the wards' medians.
 MEDIAN_RESOLUTION: Final = """
 SELECT coalesce(ward_code, %(city)s),
        percentile_cont(0.5) WITHIN GROUP (
            ORDER BY extract(epoch FROM resolved_at - submitted_at)) / 3600.0
 FROM feedback_reports
-WHERE resolved_at >= %(start)s AND resolved_at < %(end)s
+WHERE resolved_at >= %(start)s AND resolved_at < %(end)s AND ward_code = ANY(%(wards)s)
 GROUP BY ROLLUP (ward_code)
 """
 
@@ -78,7 +79,9 @@ def feedback_kpis(
         how="outer",
     )
     frame = with_city(parts.astype(float), wards, [*COMPONENTS, "open_reports", "overdue_open"])
-    medians = conn.execute(MEDIAN_RESOLUTION, {**span, "city": CITY}).fetchall()
+    medians = conn.execute(
+        MEDIAN_RESOLUTION, {**span, "city": CITY, "wards": list(wards)}
+    ).fetchall()
     # ROLLUP yields a city row (NULL) even when no report was resolved in the window.
     median = pd.Series({str(k): float(v) for k, v in medians if v is not None}, dtype=float)
     frame["median_resolution_hours"] = median.reindex(frame.index)

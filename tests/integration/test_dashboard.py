@@ -80,7 +80,7 @@ def dashboard(services: ConnectionInfo, pg_admin_url: str) -> Iterator[Served]:
     base = load_config("halong", PACK.codes)
     config = dataclasses.replace(base, stale_after_s=dict.fromkeys(base.stale_after_s, STALE_S))
     settings = Settings(database_url=services.reader_url, db_schema=schema)
-    app = create_app(settings, config=config)
+    app = create_app(settings, config=config, auth=False)  # auth: see test_auth*.py
     url, close = serve(app)
 
     def heartbeat(feeds: set[str]) -> None:
@@ -107,7 +107,10 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(viewport={"width": 1920, "height": 1080}, accept_downloads=True)
+    # bypass_csp: this file checks data, not headers; test_auth_browser.py checks the CSP.
+    context = browser.new_context(
+        viewport={"width": 1920, "height": 1080}, accept_downloads=True, bypass_csp=True
+    )
     pg = context.new_page()
     errors: list[str] = []
     pg.on("pageerror", lambda e: errors.append(str(e)))
@@ -268,7 +271,7 @@ def test_database_down_says_since_when_and_recovers(
         conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(dashboard.schema)))
         return conn
 
-    app = create_app(Settings(db_schema=dashboard.schema), connect=connect)
+    app = create_app(Settings(db_schema=dashboard.schema), connect=connect, auth=False)
     url, close = serve(app)
     try:
         page.goto(url + "/")

@@ -1,0 +1,213 @@
+"""Callback step's doors: the login page (Vietnamese and English, in the dashboard's style),
+logout, and the one-time exchange of a wall-display token for a session cookie. Plain Flask
+routes - no Dash, no inline scripts - so they work under the strict CSP."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+from typing import Final
+
+from flask import Flask, Response, g, redirect, request
+from flask.typing import ResponseReturnValue
+from markupsafe import escape
+from werkzeug.wrappers import Response as BaseResponse
+
+from ioc.auth import sessions, tokens, users
+from ioc.auth.passwords import verify_password
+from layouts.data import DATA_ERRORS
+from layouts.i18n import Lang, lang_of, t
+from layouts.security import (
+    CSRF_COOKIE,
+    SESSION_COOKIE,
+    Gate,
+    client_ip,
+    gate_of,
+    safe_next,
+    wants_secure,
+)
+
+LOGIN_CSRF_COOKIE: Final = "ioc_login_csrf"
+DISPLAY_KEY: Final = "display-token"  # the limiter's user key for token guesses
+
+
+def _lang() -> Lang:
+    return lang_of(request.args.get("lang") or request.form.get("lang"))
+
+
+def page(
+    city: str, lang: Lang, csrf: str, next_path: str, error: str = "", status: int = 200
+) -> Response:
+    """The login form; every value is escaped."""
+    other: Lang = "en" if lang == "vi" else "vi"
+    nxt = escape(next_path)
+    message = f'<p class="login-error" role="alert">{escape(error)}</p>' if error else ""
+    html = f"""<!doctype html>
+<html lang="{lang}"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{escape(t("login.title", lang))} · IOC {escape(city)}</title>
+<link rel="stylesheet" href="/assets/ioc.css"><link rel="stylesheet" href="/assets/ioc_login.css">
+</head><body class="login-body">
+<main class="login-card">
+<div class="city">{escape(city)}</div>
+<h1 class="app-title">{escape(t("app.title", lang))}</h1>
+<form method="post" action="/login" class="login-form">
+<input type="hidden" name="csrf" value="{escape(csrf)}">
+<input type="hidden" name="next" value="{nxt}">
+<input type="hidden" name="lang" value="{lang}">
+<label>{escape(t("login.user", lang))}
+<input name="username" autocomplete="username" required maxlength="64" autofocus></label>
+<label>{escape(t("login.password", lang))}
+<input name="password" type="password" autocomplete="current-password" required
+ maxlength="1024"></label>
+{message}
+<button type="submit" class="login-submit">{escape(t("login.submit", lang))}</button>
+</form>
+<a class="login-lang" href="/login?lang={other}&amp;next={nxt}">{escape(t("lang.toggle", lang))}</a>
+</main></body></html>"""
+    return Response(html, status=status, mimetype="text/html")
+
+
+def _form(city: str, lang: Lang, next_path: str, error: str = "", status: int = 200) -> Response:
+    token = secrets.token_urlsafe(32)
+    response = page(city, lang, token, next_path, error, status)
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        token,
+        max_age=3600,
+        path="/login",
+        secure=wants_secure(gate_of(_server())),
+        httponly=True,
+        samesite="Strict",
+    )
+    return response
+
+
+def _server() -> Flask:
+    from flask import current_app
+
+    return current_app
+
+
+def _session_cookie(response: BaseResponse, gate: Gate, secret: str, max_age: int) -> None:
+    response.set_cookie(
+        SESSION_COOKIE,
+        secret,
+        max_age=max_age,
+        secure=wants_secure(gate),
+        httponly=True,
+        samesite="Lax",
+    )
+
+
+def login_get(city: str) -> ResponseReturnValue:
+    return _form(city, _lang(), safe_next(request.args.get("next")))
+
+
+def login_post(city: str) -> ResponseReturnValue:
+    gate = gate_of(_server())
+    lang = _lang()
+    next_path = safe_next(request.form.get("next"))
+    sent = request.form.get("csrf", "")
+    expected = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not expected or not secrets.compare_digest(sent.encode(), expected.encode()):
+        return _form(city, lang, next_path, t("login.expired", lang), 400)
+    username = request.form.get("username", "").strip().lower()[:200]
+    password = request.form.get("password", "")
+    ip = client_ip()
+    wait = gate.limiter.retry_after(ip, username)
+    if wait > 0:
+        gate.audit("login", "limited", detail={"retry_after_s": round(wait)})
+        seconds = int(wait) + 1
+        response = _form(city, lang, next_path, t("login.limited", lang, seconds=seconds), 429)
+        response.headers["Retry-After"] = str(seconds)
+        return response
+    try:
+        with gate.connection() as conn:
+            record = users.for_login(conn, username)
+            ok = verify_password(record.password_hash if record else None, password)
+            if record is None or not ok:
+                gate.limiter.failed(ip, username)
+                # A name that is not a user may be a password typed in the wrong box: not kept.
+                actor = record.principal.name if record else ""
+                known = {"known_user": record is not None}
+                gate.audit("login", "failed", actor=actor, detail=known)
+                return _form(city, lang, next_path, t("login.failed", lang), 401)
+            hours = gate.options.session_hours
+            until = gate.clock() + timedelta(hours=hours)
+            secret, _csrf = sessions.create_session(
+                conn, expires_at=until, ip=ip, user_id=record.user_id
+            )
+    except DATA_ERRORS:
+        return _form(city, lang, next_path, t("login.unavailable", lang), 503)
+    gate.limiter.succeeded(ip, username)
+    gate.audit("login", "ok", actor=record.principal.name, detail={"role": record.principal.role})
+    done = redirect(next_path, code=303)
+    _session_cookie(done, gate, secret, int(hours * 3600))
+    done.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    return done
+
+
+def logout_post() -> ResponseReturnValue:
+    gate = gate_of(_server())
+    secret = g.get("ioc_secret")
+    who = g.get("ioc_principal")
+    if isinstance(secret, str):
+        try:
+            with gate.connection() as conn:
+                sessions.end_session(conn, secret)
+        except DATA_ERRORS:
+            pass  # the cookie is cleared below; the row expires by itself
+        gate.forget(secret)
+        gate.audit("logout", "ok", actor=getattr(who, "name", ""))
+    out = redirect("/login", code=303)
+    out.delete_cookie(SESSION_COOKIE)
+    out.delete_cookie(CSRF_COOKIE)
+    return out
+
+
+def display_get(city: str) -> ResponseReturnValue:
+    gate = gate_of(_server())
+    lang = _lang()
+    ip = client_ip()
+    invalid = Response(
+        f"<!doctype html><title>IOC {escape(city)}</title>"
+        '<link rel="stylesheet" href="/assets/ioc.css">'
+        '<link rel="stylesheet" href="/assets/ioc_login.css">'
+        f'<body class="login-body"><main class="login-card"><div class="city">{escape(city)}</div>'
+        f'<p class="login-error">{escape(t("display.invalid", lang))}</p></main></body>',
+        status=403,
+        mimetype="text/html",
+    )
+    wait = gate.limiter.retry_after(ip, DISPLAY_KEY)
+    if wait > 0:
+        gate.audit("display", "limited")
+        invalid.status_code = 429
+        invalid.headers["Retry-After"] = str(int(wait) + 1)
+        return invalid
+    try:
+        with gate.connection() as conn:
+            token = tokens.find_token(conn, request.args.get("token"), gate.clock())
+            if token is None:
+                gate.limiter.failed(ip, DISPLAY_KEY)
+                gate.audit("display", "refused")
+                return invalid
+            secret, _csrf = sessions.create_session(
+                conn, expires_at=token.expires_at, ip=ip, token_id=token.token_id
+            )
+    except DATA_ERRORS:
+        return Response(t("login.unavailable", lang), status=503, mimetype="text/plain")
+    gate.audit("display", "ok", actor=token.name)
+    # The token leaves the address bar at once; the screen keeps only the cookie.
+    exchanged = redirect("/", code=303)
+    max_age = int((token.expires_at - gate.clock()).total_seconds())
+    _session_cookie(exchanged, gate, secret, max(60, max_age))
+    return exchanged
+
+
+def register(server: Flask, city: str) -> None:
+    """The routes /login (GET, POST), /logout (POST) and /display (GET)."""
+    server.add_url_rule("/login", "ioc_login", lambda: login_get(city), methods=["GET"])
+    server.add_url_rule("/login", "ioc_login_post", lambda: login_post(city), methods=["POST"])
+    server.add_url_rule("/logout", "ioc_logout", logout_post, methods=["POST"])
+    server.add_url_rule("/display", "ioc_display", lambda: display_get(city), methods=["GET"])
