@@ -171,7 +171,7 @@ def wants_secure(gate: Gate) -> bool:
 
 # ---- request shape -------------------------------------------------------------------------
 
-_ID_VALUE = str | int | float | bool | list
+_ID_VALUE = str | int | float | bool | list[Any]
 
 
 def _is_id(value: object) -> bool:
