@@ -2,10 +2,11 @@
 
 A consumer group of its own is set to each partition's offset at the start time (Kafka's
 offsets-for-times; the earliest retained records when no time is given), the fresh schema is
-migrated, and the ordinary ingest loop runs until every partition reaches the end offset it had
-when the rebuild began - records produced meanwhile are left for the live consumer. Because
-ingest is exactly once in effect and case state is recomputed from all of a case's events, the
-rebuilt tables equal the original ones when the original ingested the same records.
+migrated, and the ordinary ingest loop reads the partitions (assigned, not subscribed: no
+rebalance) until every one reaches the end offset it had when the rebuild began; records
+produced meanwhile are left for the live consumer. Because ingest is exactly once in effect and
+case state is recomputed from all of a case's events, the rebuilt tables equal the original
+ones when the original ingested the same records.
 """
 
 from __future__ import annotations
@@ -95,6 +96,80 @@ def reset_group(
     return as_ours, ends_ours
 
 
+class AssignedKafkaSource:
+    """A RecordSource over explicitly assigned partitions, starting at given offsets and
+    committing to `group`: no group membership, so no rebalance can stall or split the
+    rebuild (the group only stores how far it got)."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        group: str,
+        start: Mapping[TopicPartition, int],
+        *,
+        factory: Callable[..., Any] | None = None,
+    ) -> None:
+        from kafka import KafkaConsumer
+        from kafka.errors import KafkaError
+        from kafka.structs import TopicPartition as KafkaTP
+
+        from streams.kafka_source import CONSUMER_TUNING
+
+        try:
+            self._consumer: Any = (factory or KafkaConsumer)(
+                bootstrap_servers=[b.strip() for b in bootstrap.split(",") if b.strip()],
+                group_id=group,
+                enable_auto_commit=False,
+                client_id="ioc-rebuild",
+                **CONSUMER_TUNING,
+            )
+        except KafkaError as exc:
+            raise RebuildError(f"cannot reach Kafka at {bootstrap}: {exc}") from None
+        self._tps = {tp: KafkaTP(tp.topic, tp.partition) for tp in start}
+        self._committed = dict(start)
+        self._consumer.assign(list(self._tps.values()))
+        for tp, off in start.items():
+            self._consumer.seek(self._tps[tp], off)
+
+    def poll(self, max_records: int, timeout_s: float) -> Sequence[SourceRecord]:
+        polled = self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
+        return [
+            SourceRecord(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp)
+            for records in polled.values()
+            for r in records
+        ]
+
+    def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
+        from kafka.errors import KafkaError
+        from kafka.structs import OffsetAndMetadata
+
+        if not offsets:
+            return
+        try:
+            self._consumer.commit(
+                {self._tps[tp]: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()}
+            )
+        except KafkaError as exc:
+            log.warning("rebuild: offset commit failed (%s)", exc)
+            return
+        self._committed.update(offsets)
+
+    def rewind(self) -> None:
+        for tp, off in self._committed.items():
+            self._consumer.seek(self._tps[tp], off)
+
+    def lag(self) -> Mapping[TopicPartition, int] | None:
+        return None
+
+    def close(self) -> None:
+        from kafka.errors import KafkaError
+
+        try:
+            self._consumer.close(autocommit=False)
+        except KafkaError as exc:
+            log.warning("rebuild: close failed (%s)", exc)
+
+
 class BoundedSource:
     """A RecordSource that stops each partition at a fixed end offset (later records are not
     delivered) and knows, from what it delivered, how much is left."""
@@ -182,7 +257,6 @@ def rebuild(
     from ioc.db.migrate import MigrationError, migrate
     from streams.commands import connector
     from streams.ingest import Abandoned, Ingestor, build_routes
-    from streams.kafka_source import BrokerUnavailable, KafkaSource
     from streams.writers import WRITERS
 
     try:
@@ -204,11 +278,7 @@ def rebuild(
         schema,
         group,
     )
-    try:
-        inner = KafkaSource(bootstrap, group, routes, stop=stop, client_id="ioc-rebuild")
-    except BrokerUnavailable:
-        raise RebuildError(f"no broker reachable at {bootstrap}") from None
-    source = BoundedSource(inner, starts, ends)
+    source = BoundedSource(AssignedKafkaSource(bootstrap, group, starts), starts, ends)
     ingestor = Ingestor(
         source,
         routes,
