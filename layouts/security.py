@@ -272,6 +272,11 @@ def before(gate: Gate) -> ResponseReturnValue | None:
         return _refuse(503, "database unavailable, retrying")
     if request.method not in SAFE_METHODS and not _same_origin():
         return _refuse(403, "cross-site request refused")
+    session: Session | None = g.ioc_session
+    unsafe = request.method not in SAFE_METHODS
+    # /login has its own form token; every other state change needs the session's.
+    if unsafe and session is not None and path != "/login" and not _csrf_ok(session):
+        return _refuse(403, "missing or wrong CSRF token")
     if path in PUBLIC_PATHS:
         return None
     who: Principal | None = g.ioc_principal
@@ -280,9 +285,6 @@ def before(gate: Gate) -> ResponseReturnValue | None:
             target = "/login" if safe_next(path) == "/" else f"/login?next={safe_next(path)}"
             return redirect(target, code=302)
         return _refuse(401, "login required")
-    session: Session | None = g.ioc_session
-    if request.method not in SAFE_METHODS and session is not None and not _csrf_ok(session):
-        return _refuse(403, "missing or wrong CSRF token")
     if not who.can("view"):
         return _refuse(403, "not permitted")
     if path == CALLBACK_PATH:
