@@ -164,6 +164,7 @@ class _Line:
         if self._shown and self._tty and not self._quiet:
             self._out.write("\n")
             self._out.flush()
+        self._shown = False
 
 
 def _stop_on_signals() -> threading.Event:
@@ -331,11 +332,12 @@ def replay_command(args: argparse.Namespace, settings: Settings) -> int:
     if header.start is not None and header.end is not None:
         span = (header.start.timestamp() * 1000, header.end.timestamp() * 1000)
 
-    def progress(n: int, t_ms: int, wall: float) -> None:
+    def progress(n: int, t_ms: int, wall: float, final: bool = False) -> None:
         share = ""
         if span is not None and span[1] > span[0]:
             share = f" | {min(1.0, max(0.0, (t_ms - span[0]) / (span[1] - span[0]))):.0%}"
-        line.show(f"replayed {n:,} | recorded {_when(t_ms)}{share} | {n / max(wall, 1e-9):,.0f}/s")
+        rate = n / max(wall, 1e-9)
+        line.show(f"replayed {n:,} | recorded {_when(t_ms)}{share} | {rate:,.0f}/s", final)
 
     stop = _stop_on_signals()
     try:
@@ -355,6 +357,9 @@ def replay_command(args: argparse.Namespace, settings: Settings) -> int:
     finally:
         line.done()
     s = result.summary
+    if s.records:
+        progress(s.records, s.last_ms or 0, s.wall_s, final=True)
+        line.done()
     state = " (stopped early)" if s.stopped else ""
     print(f"replayed {s.records:,} records from {path.name} to {args.target} in {s.wall_s:.1f} s "
           f"({s.rate():,.0f} records/s){state}")  # fmt: skip

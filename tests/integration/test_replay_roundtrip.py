@@ -4,6 +4,7 @@ stream with the same digest; a retimed replay shifts every timestamp by one offs
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -162,6 +163,17 @@ def test_record_then_replay_gives_the_same_stream(services: ConnectionInfo, tmp_
     shifted = read_topics(bootstrap, retime_prefix)
     shift = target - datetime.fromtimestamp(records[0].time_ms / 1000, UTC)
     assert_retimed(records, shifted, shift)
+    drop_topics(bootstrap, [source_prefix, replay_prefix, retime_prefix])
+
+
+def drop_topics(bootstrap: str, prefixes: list[str]) -> None:
+    """Best effort: the topics have unique names, so one left behind harms nothing."""
+    with contextlib.suppress(Exception):
+        from kafka.admin import KafkaAdminClient
+
+        admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+        admin.delete_topics([p + b for p in prefixes for b in BASES])
+        admin.close()
 
 
 def assert_retimed(
