@@ -184,15 +184,20 @@ def _is_id(value: object) -> bool:
     return False
 
 
-def _is_prop(item: object, with_value: bool) -> bool:
-    if isinstance(item, list):
-        return len(item) <= MAX_ITEMS and all(_is_prop(i, with_value) for i in item)
+def _is_entry(item: object) -> bool:
     return (
         isinstance(item, dict)
         and _is_id(item.get("id"))
         and isinstance(item.get("property"), str)
         and len(item["property"]) <= 100
     )
+
+
+def _is_slot(item: object) -> bool:
+    """One input, state or output: an entry, or a wildcard's flat list of entries."""
+    if isinstance(item, list):
+        return len(item) <= MAX_ITEMS and all(_is_entry(i) for i in item)
+    return _is_entry(item)
 
 
 def callback_output(body: object, callback_map: Mapping[str, Any]) -> str:
@@ -210,10 +215,11 @@ def callback_output(body: object, callback_map: Mapping[str, Any]) -> str:
         raise BadRequest("callback inputs do not match")
     if not isinstance(state, list) or len(state) != len(spec.get("state", [])):
         raise BadRequest("callback state does not match")
-    if not all(_is_prop(i, True) for i in [*inputs, *state]):
+    if not all(_is_slot(i) for i in [*inputs, *state]):
         raise BadRequest("malformed callback input")
     outputs = body.get("outputs")
-    if not (isinstance(outputs, dict | list) and _is_prop(outputs, False)):
+    listed = outputs if isinstance(outputs, list) and not _is_slot(outputs) else [outputs]
+    if not (isinstance(outputs, dict | list) and all(_is_slot(o) for o in listed)):
         raise BadRequest("malformed callback outputs")
     changed = body.get("changedPropIds", [])
     if not isinstance(changed, list) or not all(isinstance(c, str) for c in changed):

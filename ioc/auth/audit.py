@@ -24,13 +24,19 @@ SELECT at, actor, action, outcome, ip, detail FROM audit_log ORDER BY audit_id D
 """
 
 
+def _text(value: object, limit: int) -> str:
+    # jsonb refuses NUL and a terminal reading the log should not obey escape codes.
+    return "".join(c if c.isprintable() else "?" for c in str(value)[:limit])
+
+
 def _clean(detail: Mapping[str, object] | None) -> dict[str, object]:
     out: dict[str, object] = {}
     for key, value in list((detail or {}).items())[:12]:
-        if isinstance(value, bool | int | float) or value is None:
-            out[str(key)[:40]] = value
+        finite = isinstance(value, float) and value == value and abs(value) != float("inf")
+        if isinstance(value, bool | int) or value is None or finite:
+            out[_text(key, 40)] = value
         else:
-            out[str(key)[:40]] = str(value)[:120]
+            out[_text(key, 40)] = _text(value, 120)
     return out
 
 
@@ -49,10 +55,10 @@ def record(
     conn.execute(
         INSERT,
         {
-            "actor": actor[:100],
+            "actor": _text(actor, 100),
             "action": action,
             "outcome": outcome,
-            "ip": ip[:64],
+            "ip": _text(ip, 64),
             "detail": Jsonb(_clean(detail)),
         },
     )

@@ -118,9 +118,8 @@ def callback_body(app: Dash, key: str, values: Mapping[tuple[str, str], Any] | N
             item.pop("value", None)
     first = inputs[0]
     first = first[0] if isinstance(first, list) and first else first
-    changed = (
-        [f"{stringify_id(first['id'])}.{first['property']}"] if isinstance(first, dict) else []
-    )
+    ok = isinstance(first, dict) and "id" in first and "property" in first
+    changed = [f"{stringify_id(first['id'])}.{first['property']}"] if ok else []
     return {
         "output": key,
         "outputs": outputs if len(outputs) > 1 or key.startswith("..") else outputs[0],
