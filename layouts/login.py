@@ -4,6 +4,7 @@ routes - no Dash, no inline scripts - so they work under the strict CSP."""
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import timedelta
 from typing import Final
@@ -69,7 +70,10 @@ def page(
 
 
 def _form(city: str, lang: Lang, next_path: str, error: str = "", status: int = 200) -> Response:
-    token = secrets.token_urlsafe(32)
+    # Reused while valid: a second GET (another tab, the favicon's redirect) must not void the
+    # form already on screen.
+    current = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    token = current if re.fullmatch(r"[A-Za-z0-9_-]{43}", current) else secrets.token_urlsafe(32)
     response = page(city, lang, token, next_path, error, status)
     response.set_cookie(
         LOGIN_CSRF_COOKIE,
