@@ -24,8 +24,11 @@ def dashboard_command(args: argparse.Namespace, settings: Settings) -> int:
         raise CommandError("--threads must be at least 1")
     from layouts.app import create_app  # Dash is imported only by this command
 
-    app = create_app(settings)
     host, port = settings.dashboard_host, settings.dashboard_port
+    if settings.dashboard_debug and host not in {"127.0.0.1", "localhost", "::1"}:
+        # Debug mode serves tracebacks and an interactive debugger: never beyond this machine.
+        raise CommandError("IOC_DASHBOARD_DEBUG is only allowed with IOC_DASHBOARD_HOST=127.0.0.1")
+    app = create_app(settings)
     if settings.dashboard_debug:
         app.run(host=host, port=port, debug=True)
         return 0
@@ -33,6 +36,7 @@ def dashboard_command(args: argparse.Namespace, settings: Settings) -> int:
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     print(f"ioc dashboard: http://{host}:{port}/ (Ctrl-C stops)", flush=True)
+    print("sign in with a user from `ioc users add`; wall screens: `ioc users display-token`")
     try:
         serve(app.server, host=host, port=port, threads=args.threads, ident="ioc-dashboard")
     except OSError as exc:
