@@ -138,6 +138,7 @@ def login_post(city: str) -> ResponseReturnValue:
                 gate.audit("login", "failed", actor=actor, detail=known)
                 return _form(city, lang, next_path, t("login.failed", lang), 401)
             hours = gate.options.session_hours
+            sessions.purge_expired(conn, gate.clock())  # logins are rare: tidy up here
             until = gate.clock() + timedelta(hours=hours)
             secret, _csrf = sessions.create_session(
                 conn, expires_at=until, ip=ip, user_id=record.user_id
