@@ -16,9 +16,9 @@ from types import FrameType
 from typing import Any
 
 import psycopg
-from psycopg import sql
 
 from ioc.cli import CommandError
+from ioc.db.connect import connector
 from ioc.settings import Settings
 from streams.topics import Feed, parse_feeds
 from streams.writer import FeedWriter
@@ -92,34 +92,6 @@ def load_writers(feeds: tuple[Feed, ...]) -> dict[str, FeedWriter]:
             raise CommandError(f"streams/{feed.name}.py has no WRITER")
         out[feed.name] = writer
     return out
-
-
-def connector(url: str, schema: str, application: str) -> Any:
-    """A function opening an autocommit connection whose search_path is `schema`."""
-    path = sql.SQL("SET search_path TO {}").format(
-        sql.SQL(", ").join(sql.Identifier(s) for s in dict.fromkeys((schema, "public")))
-    )
-
-    def connect() -> psycopg.Connection[Any]:
-        conn = psycopg.connect(
-            url,
-            autocommit=True,
-            connect_timeout=5,
-            application_name=application,
-            # Notice a silently dead server within ~30 s instead of waiting on TCP forever.
-            keepalives=1,
-            keepalives_idle=10,
-            keepalives_interval=5,
-            keepalives_count=3,
-        )
-        try:
-            conn.execute(path)
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
-    return connect
 
 
 def _kafka_bootstrap(settings: Settings) -> str:

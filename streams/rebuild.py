@@ -253,9 +253,8 @@ def rebuild(
     import psycopg
 
     from ioc.citypack import load_pack
-    from ioc.db.connect import NoDatabaseError, database_url
+    from ioc.db.connect import NoDatabaseError, connector, database_url
     from ioc.db.migrate import MigrationError, migrate
-    from streams.commands import connector
     from streams.ingest import Abandoned, Ingestor, build_routes
     from streams.writers import WRITERS
 

@@ -162,8 +162,7 @@ def _writer_connect(settings: Settings) -> Any:
     """A connection factory for the writer role; ReplayError if the schema is not migrated."""
     import psycopg
 
-    from ioc.db.connect import NoDatabaseError, database_url
-    from streams.commands import connector
+    from ioc.db.connect import NoDatabaseError, connector, database_url
 
     try:
         url = database_url(settings, "writer")

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Callable
+from typing import Any, Literal
+
+import psycopg
+from psycopg import sql
 
 from ioc.settings import Settings
 
@@ -27,3 +31,33 @@ def database_url(settings: Settings, role: Role = "admin") -> str:
             "no database: set IOC_DATABASE_URL or start the local one with `ioc services up`"
         )
     return url
+
+
+def connector(
+    url: str, schema: str, application: str, *, connect_timeout: int = 5
+) -> Callable[[], psycopg.Connection[Any]]:
+    """A function opening an autocommit connection whose search_path is `schema` (then public)."""
+    path = sql.SQL("SET search_path TO {}").format(
+        sql.SQL(", ").join(sql.Identifier(s) for s in dict.fromkeys((schema, "public")))
+    )
+
+    def connect() -> psycopg.Connection[Any]:
+        conn = psycopg.connect(
+            url,
+            autocommit=True,
+            connect_timeout=connect_timeout,
+            application_name=application,
+            # Notice a silently dead server within ~30 s instead of waiting on TCP forever.
+            keepalives=1,
+            keepalives_idle=10,
+            keepalives_interval=5,
+            keepalives_count=3,
+        )
+        try:
+            conn.execute(path)
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    return connect

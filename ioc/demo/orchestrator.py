@@ -230,7 +230,7 @@ class Demo:
     def _feeds(self, admin: str, plan: Plan, clock: LiveClock) -> tuple[Feeder, Callable[[], int]]:
         """Ingest thread and feeder thread over the bus (or Kafka)."""
         from ioc.citypack import load_pack
-        from streams.commands import connector
+        from ioc.db.connect import connector
         from streams.ingest import IngestOptions, Ingestor, build_routes
         from streams.topics import FEEDS
         from streams.writers import WRITERS

@@ -18,6 +18,7 @@ from psycopg import sql
 
 from ioc.citypack import load_pack
 from ioc.contracts import VN_TZ
+from ioc.db.connect import connector
 from ioc.db.migrate import migrate
 from ioc.queries.air_quality import air_quality_kpis
 from ioc.queries.dossiers import dossier_kpis
@@ -30,7 +31,6 @@ from simulators.params import SimParams
 from simulators.sinks import BusSink
 from streams.bus import Bus
 from streams.bus_source import BusSource
-from streams.commands import connector
 from streams.ingest import IngestOptions, Ingestor, build_routes
 from streams.topics import FEEDS
 from streams.writers import WRITERS
