@@ -1,6 +1,7 @@
-"""Callback step: the Dash app factory - header, language toggle, signed-in badge, routing
-between the wall view (/) and ward pages (/ward/<code>), bound to one data source, behind the
-login gate (layouts.security) unless built with auth=False (the demo)."""
+"""Callback step: the Dash app factory - header, language toggle, signed-in badge, the
+time-travel timeline, routing between the wall view (/) and ward pages (/ward/<code>), bound to
+one data source, behind the login gate (layouts.security) unless built with auth=False (the
+demo)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from ioc.citypack import load_pack
 from ioc.db.connect import database_url
 from ioc.settings import Settings
 from ioc.targets import DashboardConfig, load_config
-from layouts import login, security, wall, ward
+from layouts import login, security, timeline, wall, ward
+from layouts.components.timeline import timeline_bar, viewing_badge
 from layouts.data import Clock, Connect, DataSource, utc_now
 from layouts.i18n import Lang, lang_of, t
 from layouts.security import AuthOptions, Gate, csrf_token, principal
@@ -145,6 +147,7 @@ def create_app(
                         className="brand",
                     ),
                     html.Div(id=USER, className="user-badge"),
+                    viewing_badge(),
                     html.Div(
                         [
                             html.Div(id=CLOCK, className="clock-time"),
@@ -156,8 +159,10 @@ def create_app(
                 ],
                 className="topbar",
             ),
+            timeline_bar("vi"),
             html.Main(id=PAGE, className="page"),
         ],
+        id=timeline.ROOT,
         className="ioc-app",
     )
     tiles_url = settings.map_tiles_url
@@ -212,6 +217,7 @@ def create_app(
         Input(CLOCK_TICK, "n_intervals"),
         State(wall.LANG, "data"),
     )
+    timeline.register(app, data)
     gate = Gate(data.pool, options, clock)
     permissions = _permissions(set(app.callback_map), "view")
     before = set(app.callback_map)

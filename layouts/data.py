@@ -1,9 +1,12 @@
 """Callback step's access to the query step: pooled read connections, 'unavailable since' when
-the database is down or empty, and the few caches that keep a wall refresh cheap."""
+the database is down or empty, and the few caches that keep a wall refresh cheap (live or as of
+an earlier time)."""
 
 from __future__ import annotations
 
 import threading
+import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,8 +24,10 @@ from ioc.queries.snapshot import (
     WallSnapshot,
     air_quality_fingerprint,
     all_kpis,
+    travel_snapshot,
     wall_snapshot,
 )
+from ioc.queries.timeline import Span, data_span
 from ioc.queries.ward import PERIOD_HOURS, WardDetail, ward_detail
 from ioc.queries.window import floor_hour
 from ioc.targets import DashboardConfig
@@ -33,6 +38,10 @@ T = TypeVar("T")
 # What a lost or missing database looks like from here: server down, tables not migrated.
 DATA_ERRORS = (psycopg.Error, NoDatabaseError, OSError)
 MAX_SCOPES = 64
+# Time travel: a snapshot of the past is reused for this long (the wall refreshes every second
+# and rotates KPIs; late or replayed data still shows within a minute).
+TRAVEL_TTL_S = 60.0
+TRAVEL_CACHE = 32
 
 
 def utc_now() -> datetime:
@@ -100,6 +109,8 @@ class DataSource:
         # computed over its wards only, never sliced from the whole city's.
         self._yesterday: dict[tuple[str, ...], tuple[datetime, datetime, pd.DataFrame]] = {}
         self._air_quality: dict[tuple[str, ...], tuple[tuple[Any, ...], pd.DataFrame]] = {}
+        self._travel: OrderedDict[tuple[tuple[str, ...], datetime], tuple[float, WallSnapshot]]
+        self._travel = OrderedDict()
 
     def read(self, query: Callable[[psycopg.Connection[Any]], T]) -> T | Unavailable:
         """Run `query` on a pooled connection; a failure becomes Unavailable(since first)."""
@@ -150,8 +161,58 @@ class DataSource:
         self._remember(self._air_quality, wards, (key, frame))
         return frame
 
-    def wall(self, now: datetime, wards: Sequence[str] | None = None) -> WallSnapshot | Unavailable:
-        """The wall's snapshot over `wards` (default: the whole pack), whose sum is "city"."""
+    def _cached_travel(self, key: tuple[tuple[str, ...], datetime]) -> WallSnapshot | None:
+        with self._lock:
+            hit = self._travel.get(key)
+            if hit is None or time.monotonic() - hit[0] > TRAVEL_TTL_S:
+                return None
+            self._travel.move_to_end(key)
+            return hit[1]
+
+    def _remember_travel(
+        self, key: tuple[tuple[str, ...], datetime], snapshot: WallSnapshot
+    ) -> None:
+        with self._lock:
+            self._travel[key] = (time.monotonic(), snapshot)
+            while len(self._travel) > TRAVEL_CACHE:
+                self._travel.popitem(last=False)
+
+    def travel(
+        self, as_of: datetime, wards: Sequence[str] | None = None
+    ) -> WallSnapshot | Unavailable:
+        """The wall's snapshot as it was at `as_of` (time travel) over `wards`."""
+        alerts = self.config.alerts
+        scope = self._scope(wards)
+        key = (scope, as_of)
+        cached = self._cached_travel(key)
+        if cached is not None:
+            return cached
+
+        def query(conn: psycopg.Connection[Any]) -> WallSnapshot:
+            return travel_snapshot(
+                conn,
+                scope,
+                as_of,
+                dead_letter_window_s=alerts.dead_letter_window_s,
+                ack_hold_s=alerts.ack_hold_s,
+            )
+
+        result = self.read(query)
+        if isinstance(result, WallSnapshot):
+            self._remember_travel(key, result)
+        return result
+
+    def span(self) -> Span | Unavailable | None:
+        """The stored history's span (the timeline's range)."""
+        return self.read(data_span)
+
+    def wall(
+        self, now: datetime, wards: Sequence[str] | None = None, as_of: datetime | None = None
+    ) -> WallSnapshot | Unavailable:
+        """The wall's snapshot over `wards` (default: the whole pack), whose sum is "city";
+        with `as_of`, as it was then (time travel) instead of now."""
+        if as_of is not None:
+            return self.travel(as_of, wards)
         alerts = self.config.alerts
         scope = self._scope(wards)
 
@@ -169,15 +230,23 @@ class DataSource:
         return self.read(query)
 
     def ward(
-        self, code: str, period: str, now: datetime, wards: Sequence[str] | None = None
+        self,
+        code: str,
+        period: str,
+        now: datetime,
+        wards: Sequence[str] | None = None,
+        as_of: datetime | None = None,
     ) -> WardDetail | Unavailable:
-        """One ward's page, compared with the "city" of `wards` (default: the whole pack);
-        a code outside `wards` or an unknown period is a ValueError, never a query."""
+        """One ward's page, compared with the "city" of `wards` (default: the whole pack), now
+        or as of `as_of`; a code outside `wards` or an unknown period is a ValueError, never a
+        query."""
         scope = self._scope(wards)
         if code not in scope or period not in PERIOD_HOURS:
             raise ValueError("ward outside the scope or unknown period")
 
         def query(conn: psycopg.Connection[Any]) -> WardDetail:
+            if as_of is not None:
+                return ward_detail(conn, scope, code, period, as_of, live=False)
             aq = self._cached_air_quality(conn, now, scope)
             return ward_detail(conn, scope, code, period, now, aq)
 

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
+from dash.exceptions import PreventUpdate
 from werkzeug.exceptions import BadRequest, Forbidden
 
 from ioc.auth.principals import Principal
@@ -17,10 +18,12 @@ from ioc.queries.alerts import acknowledge
 from layouts.components.map import ward_map
 from layouts.components.status import ACK
 from layouts.components.tiles import TARGET, TILE, TREND, VALUE, tile_grid
+from layouts.components.timeline import AS_OF
 from layouts.data import DataSource, Unavailable
 from layouts.i18n import Lang, lang_of, t
 from layouts.kpis import BY_KEY
 from layouts.security import audit_event, principal
+from layouts.timeline_view import parse_as_of
 from layouts.wall_view import build_wall, rotate
 from streams.topics import FEED_NAMES
 
@@ -138,17 +141,24 @@ def register(app: Dash, data: DataSource) -> None:
         Input(REFRESH, "n_intervals"),
         Input(SELECTED, "data"),
         Input(ACKED, "data"),
+        Input(AS_OF, "data"),
         State(LANG, "data"),
     )
-    def refresh(_n: Any, selected: Any, _acked: Any, lang_raw: Any) -> tuple[Any, ...]:
+    def refresh(
+        _n: Any, selected: Any, _acked: Any, as_of_raw: Any, lang_raw: Any
+    ) -> tuple[Any, ...]:
         who = principal()
         scope = who.scope(data.wards)
         if not scope:
             raise Forbidden()
+        now = data.clock()
+        as_of = parse_as_of(as_of_raw, now)
+        if as_of is not None and ctx.triggered_id == REFRESH:
+            raise PreventUpdate  # the past does not change by the second
         lang = lang_of(lang_raw)
         kpi = selected_kpi(selected, data.config.wall.rotation[0])
         keys = tile_keys(ctx.outputs_list[2])
-        view = build_wall(data.wall(data.clock(), scope), data.pack, data.config, kpi, lang)
+        view = build_wall(data.wall(now, scope, as_of), data.pack, data.config, kpi, lang)
         hideout = view.hideout
         if not who.city_wide:
             colours = {k: v for k, v in hideout["colours"].items() if who.sees(k)}
@@ -224,12 +234,15 @@ def register(app: Dash, data: DataSource) -> None:
         Output(ACKED, "data"),
         Input({"type": ACK, "key": ALL}, "n_clicks"),
         State(ACKED, "data"),
+        State(AS_OF, "data"),
         prevent_initial_call=True,
     )
-    def ack(clicks: Any, count: Any) -> Any:
+    def ack(clicks: Any, count: Any, as_of_raw: Any) -> Any:
         trigger = ctx.triggered_id
         if not isinstance(trigger, dict) or not ctx.triggered[0]["value"]:
             return no_update  # the list was re-rendered, nobody clicked
+        if parse_as_of(as_of_raw, data.clock()) is not None:
+            return no_update  # time travel shows the past, which cannot be acknowledged
         who = principal()
         key = trigger.get("key")
         if not ack_allowed(key, who):

@@ -10,13 +10,15 @@ from typing import Any
 from ioc.citypack import CityPack
 from ioc.queries.alerts import Thresholds, evaluate
 from ioc.queries.snapshot import WallSnapshot
+from ioc.queries.window import floor_hour
 from ioc.targets import DashboardConfig
 from layouts.components.map import legend, map_hideout, ward_values
-from layouts.components.status import alert_list, health_strip, stale_feeds
+from layouts.components.status import alert_list, health_strip, stale_feeds, travel_note
 from layouts.components.tiles import TileText, tile_texts
 from layouts.data import Unavailable
 from layouts.i18n import Lang, fmt_time, t
 from layouts.kpis import BY_KEY, SPECS, STALE
+from layouts.timeline_view import fmt_moment
 
 
 @dataclass(frozen=True)
@@ -50,7 +52,9 @@ def build_wall(
     kpi: str,
     lang: Lang,
 ) -> WallView:
-    """The wall's outputs; an outage greys the map and says since when data is missing."""
+    """The wall's outputs; an outage greys the map and says since when data is missing. A
+    snapshot of the past (time travel) shows no feed health, so nothing is greyed as stale,
+    and its alerts cannot be acknowledged."""
     spec = BY_KEY.get(kpi, SPECS[0])
     wards = [w.code for w in pack.wards]
     if isinstance(snapshot, Unavailable):
@@ -66,7 +70,8 @@ def build_wall(
             banner=t("wall.unavailable", lang, time=fmt_time(snapshot.since)),
             banner_class="banner is-down",
         )
-    stale = stale_feeds(snapshot.health, config.stale_after_s)
+    live = snapshot.live
+    stale = stale_feeds(snapshot.health, config.stale_after_s) if live else frozenset()
     values = ward_values(snapshot.kpis, spec.key, wards)
     is_stale = spec.feed in stale
     alerts = evaluate(
@@ -80,10 +85,18 @@ def build_wall(
         hideout=map_hideout(spec, values, is_stale),
         legend=legend(spec, values, is_stale, lang),
         tiles=tile_texts(snapshot.kpis, snapshot.yesterday, config, stale, spec.key, lang),
-        health=health_strip(snapshot.health, stale, lang),
-        alerts=alert_list(alerts, pack, lang),
-        banner=t("wall.as_of", lang, time=fmt_time(snapshot.now, seconds=True)),
-        banner_class="banner is-up",
+        health=(
+            health_strip(snapshot.health, stale, lang)
+            if live
+            else travel_note(fmt_time(floor_hour(snapshot.now)), lang)
+        ),
+        alerts=alert_list(alerts, pack, lang, can_ack=live),
+        banner=(
+            t("wall.as_of", lang, time=fmt_time(snapshot.now, seconds=True))
+            if live
+            else t("tt.viewing", lang, time=fmt_moment(snapshot.now))
+        ),
+        banner_class="banner is-up" if live else "banner is-up is-travel",
     )
 
 

@@ -4,16 +4,20 @@ come from the request body, so both are checked against the caller's scope on th
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Final
 
 from dash import Dash, Input, Output, State, dcc, html, no_update
 from werkzeug.exceptions import BadRequest, Forbidden
 
 from ioc.auth.principals import Principal
+from ioc.contracts import VN_TZ
 from ioc.queries.ward import PERIOD_HOURS
+from layouts.components.timeline import AS_OF
 from layouts.data import DataSource, Unavailable
 from layouts.i18n import Lang, enum_label, fmt_number, fmt_time, lang_of, t
 from layouts.security import audit_event, principal
+from layouts.timeline_view import fmt_moment, parse_as_of
 from layouts.ward_view import breakdown_figures, export_csv, kpi_table, overdue_lists, series_figure
 from streams.topics import FEED_NAMES
 
@@ -43,6 +47,19 @@ def checked(data: DataSource, code: object, period: object) -> tuple[Principal, 
     if not isinstance(period, str) or period not in PERIOD_HOURS:
         raise BadRequest("unknown period")
     return who, code, period
+
+
+def status_text(as_of: datetime | None, now: datetime, lang: Lang) -> str:
+    """The page's "as of" line: the refresh time live, the viewed time when time-travelling."""
+    if as_of is None:
+        return t("wall.as_of", lang, time=fmt_time(now, seconds=True))
+    return t("tt.viewing", lang, time=fmt_moment(as_of))
+
+
+def export_name(code: str, period: str, at: datetime, past: bool) -> str:
+    """ioc-<ward>-<period>-<yyyymmdd-HHMM, Vietnam time>[-asof].csv"""
+    stamp = at.astimezone(VN_TZ).strftime("%Y%m%d-%H%M")
+    return f"ioc-{code}-{period}-{stamp}{'-asof' if past else ''}.csv"
 
 
 def _graph(graph_id: str) -> Any:
@@ -131,14 +148,16 @@ def register(app: Dash, data: DataSource) -> None:
         *outputs,
         Input(PERIOD, "value"),
         Input(REFRESH, "n_intervals"),
+        Input(AS_OF, "data"),
         State(CODE, "data"),
         State(LANG, "data"),
     )
-    def refresh(period: Any, _n: Any, code: Any, lang_raw: Any) -> tuple[Any, ...]:
+    def refresh(period: Any, _n: Any, as_of_raw: Any, code: Any, lang_raw: Any) -> tuple[Any, ...]:
         who, code, period = checked(data, code, period)
         lang = lang_of(lang_raw)
         now = data.clock()
-        detail = data.ward(code, period, now, who.scope(data.wards))
+        as_of = parse_as_of(as_of_raw, now)
+        detail = data.ward(code, period, now, who.scope(data.wards), as_of)
         if isinstance(detail, Unavailable):
             status = t("wall.unavailable", lang, time=fmt_time(detail.since))
             return (*([no_update] * (len(outputs) - 1)), status)
@@ -150,7 +169,7 @@ def register(app: Dash, data: DataSource) -> None:
             *[breakdowns[f] for f in FEED_NAMES],
             dossiers,
             feedback,
-            t("wall.as_of", lang, time=fmt_time(now, seconds=True)),
+            status_text(as_of, now, lang),
         )
 
     @app.callback(
@@ -159,9 +178,10 @@ def register(app: Dash, data: DataSource) -> None:
         State(PERIOD, "value"),
         State(CODE, "data"),
         State(LANG, "data"),
+        State(AS_OF, "data"),
         prevent_initial_call=True,
     )
-    def export(clicks: Any, period: Any, code: Any, lang_raw: Any) -> Any:
+    def export(clicks: Any, period: Any, code: Any, lang_raw: Any, as_of_raw: Any) -> Any:
         if not clicks:
             return no_update
         try:
@@ -171,12 +191,21 @@ def register(app: Dash, data: DataSource) -> None:
             raise
         lang = lang_of(lang_raw)
         now = data.clock()
-        detail = data.ward(code, period, now, who.scope(data.wards))
+        as_of = parse_as_of(as_of_raw, now)
+        detail = data.ward(code, period, now, who.scope(data.wards), as_of)
         if isinstance(detail, Unavailable):
             return no_update
-        audit_event(app.server, "export", "ok", {"ward": code, "period": period})
-        stamp = now.strftime("%Y%m%d-%H%M")
-        name = f"ioc-{code}-{period}-{stamp}.csv"
+        audit_event(
+            app.server,
+            "export",
+            "ok",
+            {
+                "ward": code,
+                "period": period,
+                "as_of": "live" if as_of is None else as_of.isoformat(),
+            },
+        )
+        name = export_name(code, period, detail.now, as_of is not None)
         return {"content": export_csv(detail, lang), "filename": name, "type": "text/csv"}
 
 

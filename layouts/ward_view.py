@@ -12,6 +12,7 @@ import pandas as pd
 from dash import html
 
 from ioc.citypack import CityPack
+from ioc.contracts import VN_TZ
 from ioc.queries.ward import WardDetail
 from layouts.i18n import Lang, enum_label, fmt_date, fmt_datetime, fmt_duration, fmt_number, t
 from layouts.kpis import SPECS, fmt_value
@@ -226,10 +227,13 @@ def overdue_lists(detail: WardDetail, lang: Lang) -> tuple[Any, Any]:
 
 
 def export_csv(detail: WardDetail, lang: Lang) -> str:
-    """What the page shows, as one CSV in long form: section, item, detail, value(s)."""
+    """What the page shows, as one CSV in long form: section, item, detail, value(s). The first
+    row says when the figures are of: live (read now) or as of a time in the past."""
     buf = io.StringIO()
     out = csv.writer(buf)
     out.writerow(["section", "item", "detail", "ward", "city"])
+    mode = "live" if detail.live else "time_travel"
+    out.writerow(["as_of", detail.now.astimezone(VN_TZ).isoformat(), mode, detail.ward, ""])
     for feed, name, ward, city in kpi_rows(detail, lang):
         out.writerow(["kpi", name, feed, ward, city])
     for feed in FEED_NAMES:

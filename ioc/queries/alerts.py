@@ -23,6 +23,14 @@ SELECT count(*) FROM dead_letters WHERE received_at >= %(since)s
 RECENT_ACKS: Final = """
 SELECT alert_key, max(acked_at) FROM alert_acks WHERE acked_at >= %(since)s GROUP BY alert_key
 """
+# Time travel: the same as they were at T (nothing received or acknowledged after T counts).
+DEAD_UNTIL: Final = """
+SELECT count(*) FROM dead_letters WHERE received_at >= %(since)s AND received_at <= %(until)s
+"""
+ACKS_UNTIL: Final = """
+SELECT alert_key, max(acked_at) FROM alert_acks
+WHERE acked_at >= %(since)s AND acked_at <= %(until)s GROUP BY alert_key
+"""
 INSERT_ACK: Final = """
 INSERT INTO alert_acks (alert_key, acked_by) VALUES (%(key)s, %(by)s)
 """
@@ -111,15 +119,23 @@ def evaluate(
     return [Alert(a.key, a.kind, a.subject, a.value, a.threshold, acked=a.key in acks) for a in out]
 
 
-def recent_dead_letters(conn: psycopg.Connection[Any], now: datetime, window_s: float) -> int:
-    """Dead letters received in the last `window_s` seconds (index on received_at)."""
-    row = conn.execute(RECENT_DEAD, {"since": now - timedelta(seconds=window_s)}).fetchone()
+def recent_dead_letters(
+    conn: psycopg.Connection[Any], now: datetime, window_s: float, *, as_of: bool = False
+) -> int:
+    """Dead letters received in the `window_s` seconds before `now` (index on received_at);
+    as_of: none received after `now` either (time travel to an earlier now)."""
+    params = {"since": now - timedelta(seconds=window_s), "until": now}
+    row = conn.execute(DEAD_UNTIL if as_of else RECENT_DEAD, params).fetchone()
     return int(row[0]) if row else 0
 
 
-def recent_acks(conn: psycopg.Connection[Any], now: datetime, hold_s: float) -> dict[str, datetime]:
-    """Alert key -> newest acknowledgement, for those younger than `hold_s` seconds."""
-    rows = conn.execute(RECENT_ACKS, {"since": now - timedelta(seconds=hold_s)}).fetchall()
+def recent_acks(
+    conn: psycopg.Connection[Any], now: datetime, hold_s: float, *, as_of: bool = False
+) -> dict[str, datetime]:
+    """Alert key -> newest acknowledgement, for those younger than `hold_s` seconds at `now`;
+    as_of: only those made by `now` (time travel)."""
+    params = {"since": now - timedelta(seconds=hold_s), "until": now}
+    rows = conn.execute(ACKS_UNTIL if as_of else RECENT_ACKS, params).fetchall()
     return {str(k): v for k, v in rows}
 
 

@@ -53,6 +53,20 @@ SELECT report_id, category, urgency, channel, submitted_at, due_at, status FROM 
 WHERE is_open AND ward_code = %(ward)s AND due_at < %(now)s
 ORDER BY due_at, report_id LIMIT %(limit)s
 """
+# Time travel: open at T (first seen by T, not closed by T) and past due at T, as the KPIs'
+# OPEN_AS_OF conditions; `status` is the case's state now, which the lists do not show.
+OVERDUE_DOSSIERS_AS_OF: Final = """
+SELECT dossier_id, procedure_field, channel, received_at, due_at, status FROM dossiers
+WHERE ward_code = %(ward)s AND coalesce(closed_at, 'infinity'::timestamptz) > %(now)s
+  AND coalesce(first_event_at, received_at) <= %(now)s AND due_at < %(now)s
+ORDER BY due_at, dossier_id LIMIT %(limit)s
+"""
+OVERDUE_FEEDBACK_AS_OF: Final = """
+SELECT report_id, category, urgency, channel, submitted_at, due_at, status FROM feedback_reports
+WHERE ward_code = %(ward)s AND coalesce(closed_at, 'infinity'::timestamptz) > %(now)s
+  AND coalesce(first_event_at, submitted_at) <= %(now)s AND due_at < %(now)s
+ORDER BY due_at, report_id LIMIT %(limit)s
+"""
 
 
 def _span(ward: str, window: Window) -> dict[str, Any]:
@@ -104,10 +118,17 @@ def aqi_by_pollutant(conn: psycopg.Connection[Any], ward: str, now: datetime) ->
 
 
 def overdue_dossiers(
-    conn: psycopg.Connection[Any], ward: str, now: datetime, limit: int = LIST_LIMIT
+    conn: psycopg.Connection[Any],
+    ward: str,
+    now: datetime,
+    limit: int = LIST_LIMIT,
+    *,
+    as_of: bool = False,
 ) -> pd.DataFrame:
-    """Open dossiers past due at `now`, most overdue first."""
-    rows = conn.execute(OVERDUE_DOSSIERS, {"ward": ward, "now": now, "limit": limit}).fetchall()
+    """Open dossiers past due at `now`, most overdue first; as_of: as they were at an earlier
+    `now` (time travel) rather than by the current open flag."""
+    query = OVERDUE_DOSSIERS_AS_OF if as_of else OVERDUE_DOSSIERS
+    rows = conn.execute(query, {"ward": ward, "now": now, "limit": limit}).fetchall()
     return pd.DataFrame(
         rows,
         columns=["dossier_id", "procedure_field", "channel", "received_at", "due_at", "status"],
@@ -115,10 +136,17 @@ def overdue_dossiers(
 
 
 def overdue_feedback(
-    conn: psycopg.Connection[Any], ward: str, now: datetime, limit: int = LIST_LIMIT
+    conn: psycopg.Connection[Any],
+    ward: str,
+    now: datetime,
+    limit: int = LIST_LIMIT,
+    *,
+    as_of: bool = False,
 ) -> pd.DataFrame:
-    """Open feedback reports past their deadline at `now`, most overdue first."""
-    rows = conn.execute(OVERDUE_FEEDBACK, {"ward": ward, "now": now, "limit": limit}).fetchall()
+    """Open feedback reports past their deadline at `now`, most overdue first; as_of: as they
+    were at an earlier `now` (time travel)."""
+    query = OVERDUE_FEEDBACK_AS_OF if as_of else OVERDUE_FEEDBACK
+    rows = conn.execute(query, {"ward": ward, "now": now, "limit": limit}).fetchall()
     return pd.DataFrame(
         rows,
         columns=["report_id", "category", "urgency", "channel", "submitted_at", "due_at", "status"],

@@ -1,5 +1,6 @@
-"""Query step of the wall view: every KPI per ward and for the city now and at the same time
-yesterday, the feeds' health, recent dead letters and acknowledgements, in one read."""
+"""Query step of the wall view: every KPI per ward and for the city now (or as of an earlier
+time T) and at the same time yesterday, the feeds' health, recent dead letters and
+acknowledgements, in one read."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ class WallSnapshot:
     health: tuple[FeedHealth, ...]
     dead_letters_recent: int
     acks: dict[str, datetime]
+    live: bool = True  # False: time travel to `now`, with no feed health (only "now" has one)
 
 
 # What the air-quality KPIs at `now` are computed from: if this has not changed, neither have
@@ -67,6 +69,39 @@ def all_kpis(
         air_quality if air_quality is not None else air_quality_kpis(conn, wards, now),
     ]
     return pd.concat(frames, axis=1)
+
+
+def all_kpis_as_of(
+    conn: psycopg.Connection[Any], wards: Sequence[str], as_of: datetime
+) -> pd.DataFrame:
+    """The four feeds' KPIs as they were at `as_of`: window KPIs over the day's completed hours
+    before it (Window.today_before), case KPIs and air quality at `as_of` itself."""
+    window = Window.today_before(as_of)
+    frames = [
+        dossier_kpis(conn, wards, window, as_of),
+        payment_kpis(conn, wards, window),
+        feedback_kpis(conn, wards, window, as_of),
+        air_quality_kpis(conn, wards, as_of),
+    ]
+    return pd.concat(frames, axis=1)
+
+
+def travel_snapshot(
+    conn: psycopg.Connection[Any],
+    wards: Sequence[str],
+    as_of: datetime,
+    *,
+    dead_letter_window_s: float,
+    ack_hold_s: float,
+) -> WallSnapshot:
+    """The wall as of an earlier time T: KPIs at T and at T - 1 day, dead letters and
+    acknowledgements up to T. Feed health is left out: feed_health keeps only the latest state,
+    so how late each feed was at T is not known (the wall says so instead of guessing)."""
+    kpis = all_kpis_as_of(conn, wards, as_of)
+    yesterday = all_kpis_as_of(conn, wards, as_of - DAY)
+    dead = recent_dead_letters(conn, as_of, dead_letter_window_s, as_of=True)
+    acks = recent_acks(conn, as_of, ack_hold_s, as_of=True)
+    return WallSnapshot(as_of, kpis, yesterday, (), dead, acks, live=False)
 
 
 def wall_snapshot(

@@ -23,7 +23,8 @@ PERIOD_HOURS: Final = {"24h": 24, "7d": 7 * 24, "30d": 30 * 24}
 
 @dataclass(frozen=True)
 class WardDetail:
-    """What the ward page shows for `ward` over `window` (series daily for 30 days)."""
+    """What the ward page shows for `ward` over `window` (series daily for 30 days); live False:
+    as it was at `now`, an earlier time (time travel)."""
 
     ward: str
     window: Window
@@ -37,6 +38,7 @@ class WardDetail:
     aqi_by: pd.DataFrame
     overdue_dossiers: pd.DataFrame
     overdue_feedback: pd.DataFrame
+    live: bool = True
 
 
 def ward_detail(
@@ -46,10 +48,15 @@ def ward_detail(
     period: str,
     now: datetime,
     air_quality: pd.DataFrame | None = None,
+    *,
+    live: bool = True,
 ) -> WardDetail:
     """The ward page's data; `period` is one of PERIOD_HOURS; `air_quality` is the caller's
-    cached air_quality_kpis frame for `now` (see snapshot.air_quality_fingerprint)."""
-    window = Window.last(PERIOD_HOURS[period], now)
+    cached air_quality_kpis frame for `now` (see snapshot.air_quality_fingerprint). live False:
+    as of `now` in the past - series, breakdowns and window KPIs end at now's hour (completed
+    hours only, as on the wall), overdue lists and case KPIs are those open at `now`."""
+    hours = PERIOD_HOURS[period]
+    window = Window.last(hours, now) if live else Window.last_before(hours, now)
     frames = [
         dossier_kpis(conn, wards, window, now),
         payment_kpis(conn, wards, window),
@@ -70,6 +77,7 @@ def ward_detail(
         payments_by=breakdowns.payments_by_channel(conn, ward, window),
         feedback_by=breakdowns.feedback_by_category(conn, ward, window),
         aqi_by=breakdowns.aqi_by_pollutant(conn, ward, now),
-        overdue_dossiers=breakdowns.overdue_dossiers(conn, ward, now),
-        overdue_feedback=breakdowns.overdue_feedback(conn, ward, now),
+        overdue_dossiers=breakdowns.overdue_dossiers(conn, ward, now, as_of=not live),
+        overdue_feedback=breakdowns.overdue_feedback(conn, ward, now, as_of=not live),
+        live=live,
     )

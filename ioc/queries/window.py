@@ -22,7 +22,8 @@ def floor_hour(t: datetime) -> datetime:
 
 @dataclass(frozen=True)
 class Window:
-    """Hours [start, end): rollup buckets whose start lies inside count."""
+    """Hours [start, end): rollup buckets whose start lies inside count. start == end is the
+    empty window (time travel to a day's first hour has no completed hour of that day yet)."""
 
     start: datetime
     end: datetime
@@ -33,8 +34,8 @@ class Window:
                 raise ValueError(f"window {name} must be timezone-aware")
             if t != floor_hour(t):
                 raise ValueError(f"window {name} {t.isoformat()} is not on the hour")
-        if self.end <= self.start:
-            raise ValueError("window end must be after its start")
+        if self.end < self.start:
+            raise ValueError("window end must not be before its start")
 
     @classmethod
     def last(cls, hours: int, now: datetime) -> Window:
@@ -48,6 +49,20 @@ class Window:
         local = now.astimezone(VN_TZ)
         midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
         return cls(midnight, floor_hour(now) + HOUR)
+
+    @classmethod
+    def today_before(cls, as_of: datetime) -> Window:
+        """Time travel: the completed hours of as_of's local day, [local midnight, as_of's hour).
+        Rollups are hourly, so an hour that had only begun at as_of cannot count yet."""
+        local = as_of.astimezone(VN_TZ)
+        midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        return cls(midnight, floor_hour(as_of))
+
+    @classmethod
+    def last_before(cls, hours: int, as_of: datetime) -> Window:
+        """Time travel: the `hours` completed hours before as_of's hour."""
+        end = floor_hour(as_of)
+        return cls(end - hours * HOUR, end)
 
     def shifted(self, delta: timedelta) -> Window:
         """The same window moved by delta (e.g. -1 day for 'same time yesterday')."""

@@ -31,6 +31,20 @@ def stale_feeds(health: Sequence[FeedHealth], stale_after_s: Mapping[str, float]
     return frozenset(out)
 
 
+def travel_note(hour_text: str, lang: Lang) -> list[Any]:
+    """What the health strip says while time-travelling: no feed health for the past (only the
+    latest state is stored), and up to which hour the hourly KPIs count."""
+    return [
+        html.Div(
+            [
+                html.Span(t("tt.health_hidden", lang)),
+                html.Span(t("tt.hours_note", lang, hour=hour_text), className="travel-hours"),
+            ],
+            className="travel-note",
+        )
+    ]
+
+
 def health_strip(health: Sequence[FeedHealth], stale: frozenset[str], lang: Lang) -> list[Any]:
     """One entry per feed: name, last event age, consumer lag; stale ones marked."""
     by_feed = {h.feed: h for h in health}
@@ -76,8 +90,11 @@ def alert_text(alert: Alert, pack: CityPack, lang: Lang) -> str:
     return t(f"alert.{alert.kind}", lang, value=value, subject=_subject(alert, pack, lang))
 
 
-def alert_list(alerts: Sequence[Alert], pack: CityPack, lang: Lang) -> list[Any]:
-    """Unacknowledged alerts first; each with an acknowledge button (a pattern-matching id)."""
+def alert_list(
+    alerts: Sequence[Alert], pack: CityPack, lang: Lang, can_ack: bool = True
+) -> list[Any]:
+    """Unacknowledged alerts first; each with an acknowledge button (a pattern-matching id)
+    unless can_ack is False (time travel: the past cannot be acknowledged)."""
     if not alerts:
         return [html.Div(t("wall.no_alerts", lang), className="no-alerts")]
     ordered = sorted(alerts, key=lambda a: a.acked)  # stable: keeps severity order within
@@ -86,6 +103,8 @@ def alert_list(alerts: Sequence[Alert], pack: CityPack, lang: Lang) -> list[Any]
         button = (
             html.Span(t("wall.acked", lang), className="acked")
             if alert.acked
+            else html.Span()
+            if not can_ack
             else html.Button(
                 t("wall.ack", lang),
                 id={"type": ACK, "key": alert.key},
