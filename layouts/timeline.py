@@ -31,6 +31,7 @@ from layouts.i18n import lang_of, t
 from layouts.timeline_view import (
     Playback,
     control,
+    main_trigger,
     parse_as_of,
     range_from_store,
     slider_marks,
@@ -90,10 +91,9 @@ def register(app: Dash, data: DataSource) -> None:
         speed_key: Any,
     ) -> tuple[Any, ...]:
         now = data.clock()
-        trigger = ctx.triggered_id
-        kind = TRIGGERS.get(trigger) if isinstance(trigger, str) else None
+        fired = {TRIGGERS.get(str(p).rsplit(".", 1)[0], "") for p in ctx.triggered_prop_ids}
         out = control(
-            kind,
+            main_trigger(fired),
             picked,
             parse_as_of(as_of_raw, now),
             Playback.from_store(playback_raw),

@@ -161,6 +161,16 @@ class Control:
         return not self.playback.playing
 
 
+# When the renderer merges events that came while a request was in flight, people's actions
+# win over the frame timer and the range refresh.
+PRIORITY: Final = ("live", "play", "slider", "tick")
+
+
+def main_trigger(kinds: set[str]) -> str | None:
+    """The event to act on among those one request carries."""
+    return next((k for k in PRIORITY if k in kinds), None)
+
+
 def choice(raw: object, options: Mapping[str, Any], default: str) -> str:
     return raw if isinstance(raw, str) and raw in options else default
 

@@ -153,8 +153,11 @@ def register(app: Dash, data: DataSource) -> None:
             raise Forbidden()
         now = data.clock()
         as_of = parse_as_of(as_of_raw, now)
-        if as_of is not None and ctx.triggered_id == REFRESH:
-            raise PreventUpdate  # the past does not change by the second
+        if as_of is not None and set(ctx.triggered_prop_ids) == {f"{REFRESH}.n_intervals"}:
+            # The past does not change by the second. Only a tick alone is skipped: the
+            # renderer merges a KPI change that arrives while a tick is in flight into one
+            # request, which must be answered.
+            raise PreventUpdate
         lang = lang_of(lang_raw)
         kpi = selected_kpi(selected, data.config.wall.rotation[0])
         keys = tile_keys(ctx.outputs_list[2])

@@ -25,6 +25,7 @@ from layouts.timeline_view import (
     control,
     epoch,
     fmt_moment,
+    main_trigger,
     parse_as_of,
     range_from_store,
     slider_marks,
@@ -235,3 +236,11 @@ def test_wall_in_the_past_hides_health_greys_nothing_and_offers_no_ack() -> None
     assert live.alerts is not None and "ack-button" in str(live.alerts)
     # The same rows read live with no feed health would be all stale: the past is not judged so.
     assert live.hideout["stale"] is True and set(live.hideout["colours"].values()) == {STALE}
+
+
+def test_people_win_over_the_frame_timer_in_a_merged_request() -> None:
+    assert main_trigger({"tick", "play"}) == "play"
+    assert main_trigger({"tick", "slider"}) == "slider"
+    assert main_trigger({"slider", "live", "tick"}) == "live"
+    assert main_trigger({"tick", ""}) == "tick"
+    assert main_trigger({""}) is None and main_trigger(set()) is None
