@@ -245,7 +245,7 @@ def register(app: Dash, data: DataSource) -> None:
         if not isinstance(trigger, dict) or not ctx.triggered[0]["value"]:
             return no_update  # the list was re-rendered, nobody clicked
         if parse_as_of(as_of_raw, data.clock()) is not None:
-            return no_update  # time travel shows the past, which cannot be acknowledged
+            raise PreventUpdate  # time travel shows the past, which cannot be acknowledged
         who = principal()
         key = trigger.get("key")
         if not ack_allowed(key, who):
