@@ -1,10 +1,14 @@
-"""Benchmark of the callback step: wall-view refresh and ward-page callback server time, bytes
-per map refresh and the dashboard process's memory, at two history sizes (raw events).
+"""Benchmark of the callback step: wall-view refresh and ward-page callback server time, one
+time-travel step of the wall (the map, tiles and alerts at a new time T), bytes per map refresh
+and the dashboard process's memory, at two history sizes (raw events).
 
 Run: python -m bench.dashboard [--events 1000000] [--baseline 100000] (needs `ioc services up`;
 writes bench/results/dashboard.json). Each size is filled from the seeded simulator through the
-real table writers into its own schema, then `ioc dashboard` serves it in a subprocess; a headless
-Chromium records the real callback requests once, and they are replayed over HTTP.
+real table writers into its own schema, then `ioc dashboard` serves it in a subprocess behind
+its login; a headless Chromium signs in as a bench user and records the real callback requests
+once, and they are replayed over HTTP with its session. A time-travel step is the wall's refresh
+request with the timeline moved to a T it has not shown before (no cache can answer it), as
+during playback.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ import psycopg
 from psycopg import sql
 
 from bench.machine import describe
+from ioc.auth import users
+from ioc.auth.passwords import hash_password
 from ioc.db.migrate import migrate
 from ioc.services.state import read_connection_info
 
@@ -34,7 +40,10 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results" / "dashboard.json"
 EVENTS_PER_DAY = 130_000  # the simulator's volume at scale 1 for Hạ Long, about
 TARGETS = {"wall_p95_ms": 100.0, "ward_p95_ms": 300.0, "map_refresh_bytes": 20_000,
-           "rss_mb": 400.0, "ratio": 1.5}  # fmt: skip
+           "rss_mb": 400.0, "ratio": 1.5, "time_travel_step_p95_ms": 300.0}  # fmt: skip
+BENCH_USER = "bench"
+BENCH_PASSWORD = "bench-dashboard-password-1"  # noqa: S105 - a throwaway user in a bench schema
+AS_OF_ID = "tt-as-of"
 
 
 def fill(admin_url: str, schema: str, events: int) -> dict[str, int]:
@@ -52,6 +61,7 @@ def fill(admin_url: str, schema: str, events: int) -> dict[str, int]:
             conn, dashboard_fill.stream(now, timedelta(days=days), 11, 1.0, 20), now, batch=20_000
         )
         dashboard_fill.touch_health(conn, ["dossiers", "payments", "feedback", "air_quality"], now)
+        users.add_user(conn, BENCH_USER, hash_password(BENCH_PASSWORD), "manager", None)
         conn.execute("ANALYZE")
     return written
 
@@ -82,8 +92,12 @@ def start_dashboard(reader_url: str, schema: str) -> tuple[subprocess.Popen[byte
     raise RuntimeError("the dashboard did not answer within 60 s")
 
 
-def record(url: str) -> dict[str, bytes]:
-    """The request bodies of the wall's refresh and the ward page's refresh, from a browser."""
+Session = dict[str, str]  # the headers a signed-in browser sends with a callback
+
+
+def record(url: str) -> tuple[dict[str, bytes], Session]:
+    """The request bodies of the wall's refresh and the ward page's refresh, from a browser
+    signed in as the bench user, and that session's cookie and CSRF headers."""
     from playwright.sync_api import sync_playwright
 
     bodies: dict[str, bytes] = {}
@@ -102,31 +116,78 @@ def record(url: str) -> dict[str, bytes]:
             executable_path="/usr/bin/chromium",
             args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
         )
-        page = browser.new_page(viewport={"width": 1920, "height": 1080})
+        context = browser.new_context(viewport={"width": 1920, "height": 1080})
+        page = context.new_page()
+        page.goto(url + "/login")
+        page.fill("input[name=username]", BENCH_USER)
+        page.fill("input[name=password]", BENCH_PASSWORD)
+        page.click("button[type=submit]")
+        page.wait_for_url(url + "/", timeout=30_000)
         page.on("request", keep)
         page.goto(url + "/")
         page.wait_for_timeout(3000)
         page.goto(url + "/ward/06658")
         page.wait_for_timeout(4000)
+        cookies = {c["name"]: c["value"] for c in context.cookies()}
         browser.close()
-    return bodies
+    session = {
+        "Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items()),
+        "X-CSRFToken": cookies.get("_csrf_token", ""),
+    }
+    return bodies, session
 
 
-def replay(url: str, body: bytes, n: int) -> tuple[list[float], int]:
-    """Milliseconds per request (server time over loopback) and the response size."""
+def travel_body(body: bytes, at: int) -> bytes:
+    """The wall refresh request as the browser sends it when the timeline moved to `at`."""
+    data = json.loads(body)
+    for item in data["inputs"]:
+        if isinstance(item, dict) and item.get("id") == AS_OF_ID:
+            item["value"] = at
+    data["changedPropIds"] = [f"{AS_OF_ID}.data"]
+    return json.dumps(data).encode()
+
+
+def post(url: str, body: bytes, session: Session) -> tuple[float, int]:
+    """One callback request: milliseconds (server time over loopback) and response size."""
+    req = urllib.request.Request(  # noqa: S310 - loopback
+        url + "/_dash-update-component", data=body,
+        headers={"Content-Type": "application/json", **session}, method="POST",
+    )  # fmt: skip
+    t0 = time.perf_counter()
+    with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310
+        if resp.status != 200:
+            raise RuntimeError(f"callback answered {resp.status}")
+        payload = resp.read()
+    return (time.perf_counter() - t0) * 1000.0, len(payload)
+
+
+def replay(url: str, body: bytes, n: int, session: Session) -> tuple[list[float], int]:
+    """Milliseconds per request and the (last) response size."""
     times: list[float] = []
     size = 0
     for _ in range(n):
-        req = urllib.request.Request(  # noqa: S310 - loopback
-            url + "/_dash-update-component", data=body,
-            headers={"Content-Type": "application/json"}, method="POST",
-        )  # fmt: skip
-        t0 = time.perf_counter()
-        with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310
-            payload = resp.read()
-        times.append((time.perf_counter() - t0) * 1000.0)
-        size = len(payload)
+        ms, size = post(url, body, session)
+        times.append(ms)
     return times, size
+
+
+def travel_steps(
+    url: str, body: bytes, n: int, session: Session, now: datetime
+) -> tuple[list[float], int]:
+    """n time-travel steps, each to a T not shown before: 37 minutes apart going back from an
+    hour ago, on the timeline's 5-minute grid (so each needs its own queries)."""
+    times: list[float] = []
+    size = 0
+    for i in range(n):
+        at = int((now - timedelta(hours=1, minutes=37 * i)).timestamp())
+        ms, size = post(url, travel_body(body, at - at % 300), session)
+        times.append(ms)
+    return times, size
+
+
+def summary(values: list[float]) -> dict[str, float]:
+    return {"p50": round(statistics.median(values), 1), "p95": round(p95(values), 1),
+            "n": len(values)}  # fmt: skip
 
 
 def p95(values: list[float]) -> float:
@@ -148,10 +209,14 @@ def measure(admin_url: str, reader_url: str, events: int, rounds: int) -> dict[s
     fill_s = time.perf_counter() - t0
     proc, url = start_dashboard(reader_url, schema)
     try:
-        bodies = record(url)
-        replay(url, bodies["wall"], 5)  # warm caches and connections
-        wall_ms, wall_bytes = replay(url, bodies["wall"], rounds)
-        ward_ms, ward_bytes = replay(url, bodies["ward"], max(10, rounds // 4))
+        bodies, session = record(url)
+        replay(url, bodies["wall"], 5, session)  # warm caches and connections
+        wall_ms, wall_bytes = replay(url, bodies["wall"], rounds, session)
+        ward_ms, ward_bytes = replay(url, bodies["ward"], max(10, rounds // 4), session)
+        steps = max(20, rounds // 4)
+        travel_ms, travel_bytes = travel_steps(
+            url, bodies["wall"], steps, session, datetime.now(UTC)
+        )
         memory = rss_mb(proc.pid)
     finally:
         proc.terminate()
@@ -163,10 +228,10 @@ def measure(admin_url: str, reader_url: str, events: int, rounds: int) -> dict[s
         "events_written": sum(written.values()),
         "by_feed": written,
         "fill_seconds": round(fill_s, 1),
-        "wall_refresh_ms": {"p50": round(statistics.median(wall_ms), 1),
-                            "p95": round(p95(wall_ms), 1), "n": len(wall_ms)},
-        "ward_page_ms": {"p50": round(statistics.median(ward_ms), 1),
-                         "p95": round(p95(ward_ms), 1), "n": len(ward_ms)},
+        "wall_refresh_ms": summary(wall_ms),
+        "ward_page_ms": summary(ward_ms),
+        "time_travel_step_ms": summary(travel_ms),
+        "time_travel_step_bytes": travel_bytes,
         "map_refresh_bytes": wall_bytes,
         "ward_response_bytes": ward_bytes,
         "dashboard_rss_mb": round(memory, 1),
@@ -178,6 +243,7 @@ def main() -> int:
     parser.add_argument("--events", type=int, default=1_000_000, help="history size (raw events)")
     parser.add_argument("--baseline", type=int, default=100_000, help="smaller history to compare")
     parser.add_argument("--rounds", type=int, default=200, help="wall refreshes timed per size")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="JSON file to update")
     args = parser.parse_args()
     info = read_connection_info(REPO / ".ioc")
     if not info.admin_url or not info.reader_url:
@@ -187,6 +253,7 @@ def main() -> int:
     large = measure(info.admin_url, info.reader_url, args.events, args.rounds)
     ratio_wall = large["wall_refresh_ms"]["p95"] / small["wall_refresh_ms"]["p95"]
     ratio_ward = large["ward_page_ms"]["p95"] / small["ward_page_ms"]["p95"]
+    ratio_travel = large["time_travel_step_ms"]["p95"] / small["time_travel_step_ms"]["p95"]
     result = {
         "benchmark": "dashboard",
         "machine": describe(),
@@ -195,7 +262,11 @@ def main() -> int:
         "baseline": small,
         "large": large,
         "ratio_large_vs_baseline": {"wall_p95": round(ratio_wall, 2),
-                                    "ward_p95": round(ratio_ward, 2)},
+                                    "ward_p95": round(ratio_ward, 2),
+                                    "time_travel_step_p95": round(ratio_travel, 2)},
+        "time_travel_step_ms": large["time_travel_step_ms"],
+        "time_travel_note": f"wall refresh at a new T, history {large['events_written']:,} "
+        "events (the issue asks for 10 M; this run filled what the bench fills in minutes)",
         "targets": TARGETS,
         "meets_targets": {
             "wall_p95": large["wall_refresh_ms"]["p95"] < TARGETS["wall_p95_ms"],
@@ -203,10 +274,16 @@ def main() -> int:
             "map_refresh_bytes": large["map_refresh_bytes"] < TARGETS["map_refresh_bytes"],
             "rss": large["dashboard_rss_mb"] < TARGETS["rss_mb"],
             "ratio": max(ratio_wall, ratio_ward) <= TARGETS["ratio"],
+            "time_travel_step_p95": large["time_travel_step_ms"]["p95"]
+            < TARGETS["time_travel_step_p95_ms"],
         },
     }  # fmt: skip
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    out: Path = args.results
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # Keys this run does not produce (other benchmarks' notes) are kept.
+    previous = json.loads(out.read_text(encoding="utf-8")) if out.exists() else {}
+    merged = {**previous, **result}
+    out.write_text(json.dumps(merged, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     print(json.dumps(result, indent=2, ensure_ascii=False))
     return 0
 
