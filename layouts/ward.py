@@ -169,7 +169,9 @@ def register(app: Dash, data: DataSource) -> None:
             *[breakdowns[f] for f in FEED_NAMES],
             dossiers,
             feedback,
-            status_text(as_of, now, lang),
+            html.Span(status_text(as_of, now, lang), className="travel-status")
+            if as_of is not None
+            else status_text(as_of, now, lang),
         )
 
     @app.callback(
