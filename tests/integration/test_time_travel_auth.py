@@ -102,7 +102,9 @@ def test_ward_pages_and_export_at_t_stay_in_scope(w: World, at: datetime) -> Non
     assert status == 403
     status, page = ward_at(w, mgr, WARD_A, at)
     assert status == 200
-    assert page["ward-status"]["children"] == t("tt.viewing", "vi", time=fmt_moment(at))
+    status_line = page["ward-status"]["children"]["props"]
+    assert status_line["children"] == t("tt.viewing", "vi", time=fmt_moment(at))
+    assert status_line["className"] == "travel-status"
     key = aw.key_with(w.app, "ward-download.data")
     forged = aw.callback_body(
         w.app, key, {("ward-code", "data"): WARD_B, (AS_OF, "data"): _raw(at)}
