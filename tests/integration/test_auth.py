@@ -62,8 +62,9 @@ def test_anonymous_is_refused_every_page_and_every_callback(w: World) -> None:
             assert r.headers["Location"].startswith("/login"), path
         assert WARD_B not in texts(r) and "ward-kpis" not in texts(r), path
     keys = aw.server_callbacks(w.app)
-    # route, language; wall refresh, rotation, open ward, ack; ward refresh, export
-    assert len(keys) == 8, keys
+    # route, language; wall refresh, rotation, open ward, ack; ward refresh, export;
+    # timeline span, control, labels
+    assert len(keys) == 11, keys
     admin = w.logged_in("root")
     for key in keys:
         body = aw.callback_body(w.app, key)
