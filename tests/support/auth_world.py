@@ -21,11 +21,15 @@ from werkzeug.test import TestResponse
 
 from ioc.auth import tokens, users
 from ioc.auth.passwords import hash_password
+from ioc.contracts import VN_TZ, PaymentEvent, encode_event
 from ioc.db.migrate import migrate
 from ioc.settings import Settings
 from layouts.app import create_app
 from layouts.kpis import SPECS
 from layouts.security import AuthOptions
+from streams.source import SourceRecord
+from streams.writer import Accepted
+from streams.writers import WRITERS
 from tests.support import dashboard_fill as fill
 
 WARD_A = "06673"  # the scoped manager's ward
@@ -213,6 +217,25 @@ def add_users(conn: psycopg.Connection[Any]) -> None:
         users.add_user(conn, name, hash_password(password), ROLES[name], wards)
 
 
+def add_today_payments(conn: psycopg.Connection[Any], now: datetime) -> int:
+    """A few payments in wards A and B since local midnight, so that 'today' is never empty
+    (right after midnight the simulated night alone may have none in a given ward)."""
+    local = now.astimezone(VN_TZ)
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    at = max(now - timedelta(seconds=20), midnight + timedelta(seconds=1))
+    batch = []
+    for i, ward in enumerate((WARD_A, WARD_A, WARD_B, WARD_B, WARD_B)):
+        ev = PaymentEvent(
+            event_id=f"today-{i}", event_time=at, payment_id=f"today-{i}", merchant_id=f"M-{ward}",
+            ward_code=ward, merchant_type="shop", channel="vietqr", amount_vnd=50_000 + i,
+            status="succeeded",
+        )  # fmt: skip
+        raw = encode_event(ev)
+        batch.append(Accepted(SourceRecord("ioc.payments.v1", 0, i, None, raw, 0), ev))
+    with conn.transaction():
+        return WRITERS["payments"].write(conn, batch).inserted
+
+
 @contextmanager
 def world(
     admin_url: str, reader_url: str, options: AuthOptions | None = None, hours: int = 30
@@ -229,6 +252,7 @@ def world(
                 now,
             )
             fill.touch_health(conn, ["dossiers", "payments", "feedback", "air_quality"], now)
+            written["payments"] = written.get("payments", 0) + add_today_payments(conn, now)
             add_users(conn)
             secret, _id = tokens.create_token(conn, "lobby", timedelta(days=30), now)
         settings = Settings(database_url=reader_url, db_schema=schema)
