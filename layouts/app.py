@@ -11,11 +11,10 @@ from typing import Any, Final
 
 import psycopg
 from dash import Dash, Input, Output, State, dcc, html
-from psycopg import sql
 
 from ioc.auth.principals import Permission, Principal
 from ioc.citypack import load_pack
-from ioc.db.connect import database_url
+from ioc.db.connect import connector, database_url
 from ioc.settings import Settings
 from ioc.targets import DashboardConfig, load_config
 from layouts import login, security, timeline, wall, ward
@@ -38,24 +37,9 @@ log = logging.getLogger("ioc.dashboard")
 
 def reader_connect(settings: Settings) -> Connect:
     """Connections as the dashboard's read-only role, on the configured schema."""
-    url = database_url(settings, "reader")
-    schema = settings.db_schema
-    path = sql.SQL("SET search_path TO {}").format(
-        sql.SQL(", ").join(sql.Identifier(s) for s in dict.fromkeys((schema, "public")))
+    return connector(
+        database_url(settings, "reader"), settings.db_schema, "ioc-dashboard", connect_timeout=3
     )
-
-    def connect() -> psycopg.Connection[Any]:
-        conn = psycopg.connect(
-            url, autocommit=True, connect_timeout=3, application_name="ioc-dashboard"
-        )
-        try:
-            conn.execute(path)
-        except BaseException:
-            conn.close()
-            raise
-        return conn
-
-    return connect
 
 
 def _lazy(settings: Settings) -> Connect:
