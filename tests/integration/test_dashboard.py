@@ -45,6 +45,7 @@ class Served:
     admin_url: str
     reader_url: str
     heartbeat: Callable[[set[str]], None]  # which feeds keep ticking
+    offset: timedelta  # the app's clock runs this far behind the real one
 
 
 def serve(app: Any) -> tuple[str, Callable[[], None]]:
@@ -58,7 +59,8 @@ def serve(app: Any) -> tuple[str, Callable[[], None]]:
 def dashboard(services: ConnectionInfo, pg_admin_url: str) -> Iterator[Served]:
     schema = f"t_dash_{uuid.uuid4().hex[:8]}"
     migrate(pg_admin_url, schema=schema)
-    now = datetime.now(UTC)
+    offset = fill.daytime_offset(datetime.now(UTC))
+    now = datetime.now(UTC) - offset
     with fill.connect(pg_admin_url, schema) as conn:
         written = fill.write(
             conn, fill.stream(now - timedelta(minutes=1), timedelta(days=2), 42, 0.15, 10), now
@@ -80,14 +82,17 @@ def dashboard(services: ConnectionInfo, pg_admin_url: str) -> Iterator[Served]:
     base = load_config("halong", PACK.codes)
     config = dataclasses.replace(base, stale_after_s=dict.fromkeys(base.stale_after_s, STALE_S))
     settings = Settings(database_url=services.reader_url, db_schema=schema)
-    app = create_app(settings, config=config, auth=False)  # auth: see test_auth*.py
+    # The app's clock is the data's: feed health still ticks by the database's real clock.
+    app = create_app(
+        settings, config=config, auth=False, clock=lambda: datetime.now(UTC) - offset
+    )  # auth: see test_auth*.py
     url, close = serve(app)
 
     def heartbeat(feeds: set[str]) -> None:
         live["feeds"] = set(feeds)
 
     try:
-        yield Served(url, schema, pg_admin_url, services.reader_url, heartbeat)
+        yield Served(url, schema, pg_admin_url, services.reader_url, heartbeat, offset)
     finally:
         stop.set()
         beater.join(timeout=5)
@@ -122,7 +127,7 @@ def page(browser: Browser) -> Iterator[Page]:
 def expected_kpis(served: Served) -> Any:
     with psycopg.connect(served.reader_url) as conn:
         conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(served.schema)))
-        return all_kpis(conn, WARDS, datetime.now(UTC))
+        return all_kpis(conn, WARDS, datetime.now(UTC) - served.offset)
 
 
 def fills(page: Page) -> dict[str, str]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 import psycopg
@@ -99,3 +99,16 @@ def touch_health(
         deltas[feed] = d
     with conn.transaction():
         write_health(conn, deltas, dict.fromkeys(deltas, lag), {})
+
+
+def daytime_offset(real_now: datetime) -> timedelta:
+    """How far to move a test's clock back so that its local 'today' is well under way.
+
+    Windows such as 'today' are nearly empty just after local midnight (the simulated night has
+    few events), which would make colour and tile checks meaningless; before 10:00 local the
+    test lives at the end of the previous day instead.
+    """
+    local = real_now.astimezone(timezone(timedelta(hours=7)))
+    if local.hour >= 10:
+        return timedelta(0)
+    return timedelta(hours=local.hour, minutes=local.minute + 5)
