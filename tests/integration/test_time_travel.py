@@ -49,13 +49,15 @@ class Served:
     url: str
     now: datetime
     frames: dict[str, pd.DataFrame]
+    offset: timedelta  # the app's clock runs this far behind the real one
 
 
 @pytest.fixture(scope="module")
 def served(services: ConnectionInfo, pg_admin_url: str) -> Iterator[Served]:
     schema = f"t_tt_{uuid.uuid4().hex[:8]}"
     migrate(pg_admin_url, schema=schema)
-    now = datetime.now(UTC)
+    offset = fill.daytime_offset(datetime.now(UTC))
+    now = datetime.now(UTC) - offset
     messages = list(fill.stream(now - timedelta(minutes=1), timedelta(days=2), 42, 0.15, 10))
     with fill.connect(pg_admin_url, schema) as conn:
         written = fill.write(conn, messages, now)
@@ -75,10 +77,13 @@ def served(services: ConnectionInfo, pg_admin_url: str) -> Iterator[Served]:
     assert services.reader_url
     settings = Settings(database_url=services.reader_url, db_schema=schema)
     config = load_config("halong", PACK.codes)
-    app = create_app(settings, config=config, auth=False)  # auth at T: test_time_travel_auth.py
+    # The app's clock is the data's (see daytime_offset); feed health ticks by the real one.
+    app = create_app(
+        settings, config=config, auth=False, clock=lambda: datetime.now(UTC) - offset
+    )  # auth at T: test_time_travel_auth.py
     url, close = serve(app)
     try:
-        yield Served(url, now, frames)
+        yield Served(url, now, frames, offset)
     finally:
         stop.set()
         beater.join(timeout=5)
@@ -228,7 +233,7 @@ def test_timeline_to_t_shows_the_kpis_at_t_then_live_shows_now(served: Served, p
     assert at.minute % 5 == 0 and at < served.now - timedelta(hours=12)
     local_day = at.astimezone(VN_TZ).replace(hour=0, minute=0)
     at_t = reference(served.frames, Window(local_day.astimezone(UTC), floor_hour(at)), at)
-    live = live_reference(served.frames, datetime.now(UTC))
+    live = live_reference(served.frames, datetime.now(UTC) - served.offset)
     for kpi in ("transactions", "aqi", "open_reports", "received"):
         select_kpi(page, kpi)
         want = colours(at_t, kpi)
@@ -255,7 +260,9 @@ def test_timeline_to_t_shows_the_kpis_at_t_then_live_shows_now(served: Served, p
     )
     for kpi in ("transactions", "aqi"):
         select_kpi(page, kpi)
-        assert fills(page) == colours(live_reference(served.frames, datetime.now(UTC)), kpi), kpi
+        assert fills(page) == colours(
+            live_reference(served.frames, datetime.now(UTC) - served.offset), kpi
+        ), kpi
     assert page.locator(".feed-health.is-live").count() == len(FEEDS)
     frames, fewest = painted(page)
     assert frames > 100 and fewest == len(WARDS), "every painted frame shows every ward"
@@ -344,6 +351,11 @@ def test_ward_page_and_export_are_as_of_t(served: Served, page: Page) -> None:
         fmt_value(BY_KEY["transactions"], float(want["transactions"][WARD]), "vi"),
         fmt_value(BY_KEY["transactions"], float(want["transactions"]["city"]), "vi"),
     ], row
+    page.wait_for_function(
+        "() => { const g = document.querySelector('#ward-series-payments .js-plotly-plot');"
+        " return g !== null && g.data && g.data.length > 0; }",
+        timeout=10_000,
+    )
     last_x = page.evaluate(
         "() => { const g = document.querySelector('#ward-series-payments .js-plotly-plot');"
         " const xs = g.data[0].x; return xs[xs.length - 1]; }"
