@@ -129,9 +129,9 @@ def main(argv: list[str] | None = None) -> int:
           f"bus retimed {runs['bus_retimed']['records_per_s']:,}/s", file=sys.stderr)  # fmt: skip
     if not args.skip_kafka:
         settings = Settings.from_env()
-        from streams.replay_commands import _bootstrap
+        from ioc.db.connect import kafka_bootstrap
 
-        bootstrap = _bootstrap(settings)
+        bootstrap = kafka_bootstrap(settings)
         created: list[str] = []
         try:
             for name in ("kafka", "kafka_retimed"):

@@ -11,6 +11,7 @@ from typing import TextIO
 
 from ioc.cli import CommandError
 from ioc.contracts import VN_TZ
+from ioc.db.connect import kafka_bootstrap
 from ioc.settings import Settings
 from simulators.clock import SimClock, parse_speed
 from simulators.engine import SimConfig, Summary, describe_time, generate, run
@@ -183,29 +184,13 @@ def open_sink(spec: str, settings: Settings, *, compression: str | None = None) 
             return FileSink(path, topic_name=settings.topic)
         if spec == "kafka":
             sink = KafkaSink(
-                _bootstrap(settings), topic_name=settings.topic, compression=compression
+                kafka_bootstrap(settings), topic_name=settings.topic, compression=compression
             )
             sink.ensure_topics(feed_topics(settings.topic))
             return sink
     except SinkError as exc:
         raise CommandError(str(exc)) from None
     raise CommandError(f"--to {spec!r}: use kafka, file:PATH or null", status=2)
-
-
-def _bootstrap(settings: Settings) -> str:
-    if settings.kafka_bootstrap:
-        return settings.kafka_bootstrap
-    from ioc.services.state import ServiceError, read_connection_info
-
-    try:
-        found = read_connection_info(settings.data_dir).kafka_bootstrap
-    except ServiceError as exc:
-        raise CommandError(str(exc)) from None
-    if not found:
-        raise CommandError(
-            "no Kafka: set IOC_KAFKA_BOOTSTRAP or start the local broker with `ioc services up`"
-        )
-    return found
 
 
 class _Progress:

@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 
 from ioc.cli import CommandError
-from ioc.db.connect import connector
+from ioc.db.connect import connector, kafka_bootstrap
 from ioc.settings import Settings
 from streams.topics import Feed, parse_feeds
 from streams.writer import FeedWriter
@@ -94,19 +94,6 @@ def load_writers(feeds: tuple[Feed, ...]) -> dict[str, FeedWriter]:
     return out
 
 
-def _kafka_bootstrap(settings: Settings) -> str:
-    if settings.kafka_bootstrap:
-        return settings.kafka_bootstrap
-    from ioc.services.state import read_connection_info
-
-    found = read_connection_info(settings.data_dir).kafka_bootstrap
-    if not found:
-        raise CommandError(
-            "no Kafka: set IOC_KAFKA_BOOTSTRAP or start the local broker with `ioc services up`"
-        )
-    return found
-
-
 def _db_url(settings: Settings, role: str) -> str:
     from ioc.db.connect import NoDatabaseError, database_url
 
@@ -172,7 +159,7 @@ def ingest_command(args: argparse.Namespace, settings: Settings) -> int:
         pack.ward_at(pack.wards[0].lat, pack.wards[0].lon)
     connect = connector(_db_url(settings, "writer"), settings.db_schema, "ioc-ingest")
     _check_schema(connect, settings.db_schema)
-    bootstrap = _kafka_bootstrap(settings)
+    bootstrap = kafka_bootstrap(settings)
     stop = threading.Event()
     _install_signals(stop)
 

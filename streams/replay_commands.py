@@ -17,6 +17,7 @@ from typing import TextIO
 
 from ioc.cli import CommandError
 from ioc.contracts import VN_TZ
+from ioc.db.connect import kafka_bootstrap
 from ioc.settings import Settings
 from streams.topics import parse_feeds
 
@@ -123,22 +124,6 @@ def _feeds(spec: str) -> tuple[str, ...]:
         raise CommandError(str(exc), status=2) from None
 
 
-def _bootstrap(settings: Settings) -> str:
-    if settings.kafka_bootstrap:
-        return settings.kafka_bootstrap
-    from ioc.services.state import ServiceError, read_connection_info
-
-    try:
-        found = read_connection_info(settings.data_dir).kafka_bootstrap
-    except ServiceError as exc:
-        raise CommandError(str(exc)) from None
-    if not found:
-        raise CommandError(
-            "no Kafka: set IOC_KAFKA_BOOTSTRAP or start the local broker with `ioc services up`"
-        )
-    return found
-
-
 class _Line:
     """One progress line on stderr, rewritten in place on a terminal, every 10 s in a log."""
 
@@ -209,7 +194,7 @@ def record_command(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         parts = capture_kafka(
-            _bootstrap(settings),
+            kafka_bootstrap(settings),
             bases,
             Span.of(start, end),
             topic_name=settings.topic,
@@ -350,7 +335,7 @@ def replay_command(args: argparse.Namespace, settings: Settings) -> int:
             feeds=feeds,
             stop=stop,
             progress=progress,
-            bootstrap=_bootstrap(settings) if args.target == "kafka" else None,
+            bootstrap=kafka_bootstrap(settings) if args.target == "kafka" else None,
         )
     except (ReplayError, RecordingError) as exc:
         raise CommandError(str(exc)) from None
@@ -401,7 +386,7 @@ def rebuild_command(args: argparse.Namespace, settings: Settings) -> int:
             group=group,
             start=start,
             feeds=_feeds(args.feeds),
-            bootstrap=_bootstrap(settings),
+            bootstrap=kafka_bootstrap(settings),
             stop=_stop_on_signals(),
         )
     except RebuildError as exc:

@@ -1,4 +1,4 @@
-"""Table step: which database an entry point talks to, from settings or the local services."""
+"""Entry-point wiring: which database and broker to talk to, from settings or local services."""
 
 from __future__ import annotations
 
@@ -61,3 +61,24 @@ def connector(
         return conn
 
     return connect
+
+
+def kafka_bootstrap(settings: Settings) -> str:
+    """IOC_KAFKA_BOOTSTRAP when set, else the broker `ioc services up` started.
+
+    Raises CommandError (one line) when neither says where Kafka is.
+    """
+    if settings.kafka_bootstrap:
+        return settings.kafka_bootstrap
+    from ioc.cli import CommandError
+    from ioc.services.state import ServiceError, read_connection_info
+
+    try:
+        found = read_connection_info(settings.data_dir).kafka_bootstrap
+    except ServiceError as exc:
+        raise CommandError(str(exc)) from None
+    if not found:
+        raise CommandError(
+            "no Kafka: set IOC_KAFKA_BOOTSTRAP or start the local broker with `ioc services up`"
+        )
+    return found
