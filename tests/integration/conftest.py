@@ -16,6 +16,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from kafka import KafkaAdminClient
+from playwright.sync_api import Browser, Page, sync_playwright
 from psycopg import sql
 
 from ioc.services import manager
@@ -27,6 +28,7 @@ from ioc.services.state import (
     load_state,
     read_connection_info,
 )
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parents[1]
@@ -175,3 +177,29 @@ def unique_topic(kafka_bootstrap: str) -> Iterator[Callable[..., str]]:
             with contextlib.suppress(Exception):
                 admin.delete_topics(created)
         admin.close()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Debian's headless Chromium, one per test session."""
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A full-HD page that fails the test on any JavaScript error.
+
+    bypass_csp: these pages check data, not headers; test_auth_browser.py checks the CSP.
+    """
+    context = browser.new_context(
+        viewport={"width": 1920, "height": 1080}, accept_downloads=True, bypass_csp=True
+    )
+    pg = context.new_page()
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    yield pg
+    context.close()
+    assert not errors, f"JavaScript errors in the page: {errors}"

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 from waitress.server import create_server
 
 from ioc.citypack import load_pack
@@ -17,9 +16,8 @@ from ioc.services.state import ConnectionInfo
 from layouts.i18n import t
 from tests.support import auth_world as aw
 from tests.support.auth_world import PASSWORDS, WARD_A, WARD_B, World
+from tests.support.browser import ARTIFACTS
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 PACK = load_pack("halong")
 # The wrong-password step answers 401 on purpose; Chromium logs that status as an error.
 EXPECTED = "Failed to load resource: the server responded with a status of 401"
@@ -36,14 +34,6 @@ def served(services: ConnectionInfo, pg_admin_url: str) -> Iterator[tuple[World,
             yield w, f"http://127.0.0.1:{server.effective_port}"
         finally:
             server.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 def console(page: Page) -> list[str]:

@@ -15,9 +15,8 @@ from typing import Any
 
 import psycopg
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Page
 from psycopg import sql
-from waitress.server import create_server
 
 from ioc.citypack import load_pack
 from ioc.db.migrate import migrate
@@ -30,9 +29,8 @@ from layouts.components.map import map_hideout, ward_values
 from layouts.i18n import t
 from layouts.kpis import BY_KEY, STALE, fmt_value
 from tests.support import dashboard_fill as fill
+from tests.support.browser import ARTIFACTS, serve
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 PACK = load_pack("halong")
 WARDS = [w.code for w in PACK.wards]
 STALE_S = 6.0
@@ -46,13 +44,6 @@ class Served:
     reader_url: str
     heartbeat: Callable[[set[str]], None]  # which feeds keep ticking
     offset: timedelta  # the app's clock runs this far behind the real one
-
-
-def serve(app: Any) -> tuple[str, Callable[[], None]]:
-    server = create_server(app.server, host="127.0.0.1", port=0, threads=6)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    return f"http://127.0.0.1:{server.effective_port}", server.close
 
 
 @pytest.fixture(scope="module")
@@ -100,28 +91,6 @@ def dashboard(services: ConnectionInfo, pg_admin_url: str) -> Iterator[Served]:
         app.server.config["IOC_DATA"].close()
         with psycopg.connect(pg_admin_url, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    # bypass_csp: this file checks data, not headers; test_auth_browser.py checks the CSP.
-    context = browser.new_context(
-        viewport={"width": 1920, "height": 1080}, accept_downloads=True, bypass_csp=True
-    )
-    pg = context.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    yield pg
-    context.close()
-    assert not errors, f"JavaScript errors in the page: {errors}"
 
 
 def expected_kpis(served: Served) -> Any:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 import psycopg
 import pytest
-from playwright.sync_api import Browser, Page, Response, sync_playwright
+from playwright.sync_api import Page, Response
 from psycopg import sql
 
 from ioc.citypack import load_pack
@@ -33,11 +33,11 @@ from layouts.app import create_app
 from layouts.components.map import map_hideout, ward_values
 from layouts.i18n import t
 from layouts.kpis import BY_KEY, fmt_value
-from tests.integration.test_dashboard import CHROMIUM_ARGS, fills, select_kpi, serve, wait_wall
+from tests.integration.test_dashboard import fills, select_kpi, wait_wall
 from tests.support import dashboard_fill as fill
 from tests.support import kpi_reference as ref
+from tests.support.browser import ARTIFACTS, serve
 
-ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 PACK = load_pack("halong")
 WARDS = [w.code for w in PACK.wards]
 WARD = "06658"
@@ -91,27 +91,6 @@ def served(services: ConnectionInfo, pg_admin_url: str) -> Iterator[Served]:
         app.server.config["IOC_DATA"].close()
         with psycopg.connect(pg_admin_url, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        yield b
-        b.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(
-        viewport={"width": 1920, "height": 1080}, accept_downloads=True, bypass_csp=True
-    )
-    pg = context.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda e: errors.append(str(e)))
-    yield pg
-    context.close()
-    assert not errors, f"JavaScript errors in the page: {errors}"
 
 
 def schema_of(frames: dict[str, pd.DataFrame], feed: str) -> pd.DataFrame:
