@@ -179,9 +179,10 @@ def unique_topic(kafka_bootstrap: str) -> Iterator[Callable[..., str]]:
         admin.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Debian's headless Chromium, one per test session."""
+    """Debian's headless Chromium, one per test module: Playwright's sync API allows one
+    running instance per thread, and some modules (the demo's) start their own."""
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b
