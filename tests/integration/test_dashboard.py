@@ -245,7 +245,12 @@ def test_database_down_says_since_when_and_recovers(
         conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(dashboard.schema)))
         return conn
 
-    app = create_app(Settings(db_schema=dashboard.schema), connect=connect, auth=False)
+    app = create_app(
+        Settings(db_schema=dashboard.schema),
+        connect=connect,
+        auth=False,
+        clock=lambda: datetime.now(UTC) - dashboard.offset,  # the data's clock, as the fixture's
+    )
     url, close = serve(app)
     try:
         page.goto(url + "/")
@@ -260,6 +265,12 @@ def test_database_down_says_since_when_and_recovers(
         up["ok"] = True
         page.wait_for_function(
             "document.querySelector('#wall-banner').className.includes('is-up')", timeout=10_000
+        )
+        # The banner and the styles arrive in one response; Leaflet repaints a frame later.
+        page.wait_for_function(
+            "new Set(Array.from(document.querySelectorAll('path.ward'))"
+            ".map(p => p.getAttribute('fill'))).size > 1",
+            timeout=5_000,
         )
         assert len(set(fills(page).values())) > 1
     finally:
