@@ -26,6 +26,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from bench import cpu
 from bench.machine import describe
 from ioc.citypack import load_pack
 from ioc.contracts import PaymentEvent, encode_event
@@ -49,14 +50,14 @@ def _rss_mb(usage: Any) -> float:
     return float(usage.ru_maxrss) / 1024  # Linux reports kilobytes
 
 
-def _wait(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, float]:
-    """Exit status and max RSS (MB) of a child, from wait4."""
+def _wait(proc: subprocess.Popen[bytes], timeout: float) -> tuple[int, float, float]:
+    """Exit status, max RSS (MB) and CPU seconds of a child, from wait4."""
     deadline = time.monotonic() + timeout
     while True:
         pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
         if pid:
             proc.returncode = os.waitstatus_to_exitcode(status)
-            return proc.returncode, _rss_mb(usage)
+            return proc.returncode, _rss_mb(usage), usage.ru_utime + usage.ru_stime
         if time.monotonic() > deadline:
             proc.kill()
             raise SystemExit(f"bench.ingest: child {proc.args!r} timed out")
@@ -88,11 +89,12 @@ def bare_consume(bootstrap: str, topics: list[str], n: int) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "bench.ingest", "--bare", bootstrap, str(n), *topics]
     proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE)  # noqa: S603 - our argv
     out = proc.stdout.read() if proc.stdout else b""
-    rc, rss = _wait(proc, 900)
+    rc, rss, cpu_s = _wait(proc, 900)
     if rc != 0:
         raise SystemExit(f"bench.ingest: bare consumer failed ({rc})")
     result: dict[str, Any] = json.loads(out)
     result["max_rss_mb"] = round(rss, 1)
+    result["consumer_cpu_s"] = round(cpu_s, 2)
     return result
 
 
@@ -150,13 +152,25 @@ def full_ingest(
     cmd += ["--max-batch", str(max_batch)]
     env = _ingest_env(info, schema, prefix, f"bench-{uuid.uuid4().hex[:8]}")
     proc = subprocess.Popen(cmd, cwd=REPO, env=env)  # noqa: S603 - our own argv
-    rc, rss = _wait(proc, 1800)
+    rc, rss, cpu_s = _wait(proc, 1800)
     if rc != 0:
         raise SystemExit(f"bench.ingest: ioc ingest failed ({rc})")
     result: dict[str, Any] = json.loads(metrics.read_text())
     metrics.unlink()
     result["max_rss_mb"] = round(rss, 1)
+    result["consumer_cpu_s"] = round(cpu_s, 2)
     return result
+
+
+def cpu_per_event(phase: dict[str, Any], used: dict[str, float], seconds: float) -> dict[str, Any]:
+    """Microseconds of CPU per event by component, and how many cores were busy on average."""
+    n = max(1, int(phase.get("events") or phase.get("records") or 0))
+    parts = {"consumer": float(phase["consumer_cpu_s"]), **{
+        k.removesuffix("_s"): v for k, v in used.items()}}  # fmt: skip
+    out: dict[str, Any] = {k: round(1e6 * v / n, 1) for k, v in parts.items()}
+    out["total"] = round(sum(out.values()), 1)
+    out["cores_busy"] = round(sum(parts.values()) / seconds, 2) if seconds else None
+    return out
 
 
 class _KpiPoller:
@@ -316,10 +330,14 @@ def main(argv: list[str] | None = None) -> int:
         log(f"producing {args.events:,} simulated events to {prefix}*")
         produced = produce(bootstrap, prefix, args.events)
         log(f"produced: {produced}")
+        before, t0 = cpu.snapshot(), time.monotonic()
         bare = bare_consume(bootstrap, topics, produced["events"])
-        log(f"bare consume: {bare}")
+        bare_cpu = cpu_per_event(bare, cpu.used(before, cpu.snapshot()), time.monotonic() - t0)
+        log(f"bare consume: {bare}, cpu us/event {bare_cpu}")
+        before, t0 = cpu.snapshot(), time.monotonic()
         full = full_ingest(info, schema, prefix, profile, args.max_batch)
-        log(f"full ingest: {full}")
+        full_cpu = cpu_per_event(full, cpu.used(before, cpu.snapshot()), time.monotonic() - t0)
+        log(f"full ingest: {full}, cpu us/event {full_cpu}")
         lat = latency(info, lat_schema, lat_prefix, args.latency_rate, args.latency_seconds)
         log(f"latency: {lat}")
     finally:
@@ -353,6 +371,10 @@ def main(argv: list[str] | None = None) -> int:
         # Microseconds per event. The store runs on a worker thread, overlapped with polling
         # and decoding the next batch, so the parts add up to more than busy_total.
         "full_ingest_us_per_event": breakdown,
+        # CPU per event of each process over the whole phase (start-up and idle exit included),
+        # from wait4 for the consumer and /proc for the server processes; cores_busy near the
+        # machine's core count means the machine, not one component, sets the rate.
+        "cpu_us_per_event": {"bare_consume": bare_cpu, "full_ingest": full_cpu},
         "latency": lat,
         "notes": [
             "events_per_s: records / time from the first record polled to the last offset "

@@ -26,6 +26,9 @@ EVENT_COLUMNS: Final = (
 
 # One statement moves the staged batch into the raw table and adds only the rows that were new
 # (RETURNING skips redelivered duplicates) to the hourly rollups and to the merchant-day table.
+# The new rows are grouped once (`agg`, a few hundred rows per batch) and both hourly rollups
+# are summed from that. Buckets are UTC hours by date_bin, which is plain arithmetic, unlike
+# date_trunc on timestamptz, which converts through the session's time zone for every row.
 # Public counters are merchant types public_service_fee and tax; cashless is any channel but cash
 # (ioc.contracts.payments: PUBLIC_COUNTER_TYPES, is_cashless).
 INSERT_AND_ROLL_UP: Final = """
@@ -37,18 +40,22 @@ WITH ins AS (
     FROM stage_payment_events
     ON CONFLICT (event_id, event_time) DO NOTHING
     RETURNING event_time, ward_code, merchant_id, merchant_type, channel, amount_vnd, status
+), agg AS MATERIALIZED (
+    SELECT ward_code, date_bin('1 hour', event_time, TIMESTAMPTZ '2000-01-01 00:00+00') AS bucket,
+           channel, merchant_type = ANY(%(public_types)s) AS public, status,
+           count(*) AS n, sum(amount_vnd) AS amount, max(event_time) AS last_time
+    FROM ins GROUP BY 1, 2, 3, 4, 5
 ), stats AS (
     INSERT INTO payment_stats_hourly AS s (ward_code, bucket, transactions, amount_vnd,
                                            public_total, public_cashless, failed)
-    SELECT ward_code, date_trunc('hour', event_time),
-           count(*) FILTER (WHERE status = 'succeeded'),
-           coalesce(sum(amount_vnd) FILTER (WHERE status = 'succeeded'), 0),
-           count(*) FILTER (WHERE status = 'succeeded'
-                            AND merchant_type = ANY(%(public_types)s)),
-           count(*) FILTER (WHERE status = 'succeeded'
-                            AND merchant_type = ANY(%(public_types)s) AND channel <> 'cash'),
-           count(*) FILTER (WHERE status = 'failed')
-    FROM ins GROUP BY 1, 2
+    SELECT ward_code, bucket,
+           coalesce(sum(n) FILTER (WHERE status = 'succeeded'), 0),
+           coalesce(sum(amount) FILTER (WHERE status = 'succeeded'), 0),
+           coalesce(sum(n) FILTER (WHERE status = 'succeeded' AND public), 0),
+           coalesce(sum(n) FILTER (WHERE status = 'succeeded' AND public AND channel <> 'cash'),
+                    0),
+           coalesce(sum(n) FILTER (WHERE status = 'failed'), 0)
+    FROM agg GROUP BY 1, 2
     ON CONFLICT (ward_code, bucket) DO UPDATE SET
         transactions = s.transactions + EXCLUDED.transactions,
         amount_vnd = s.amount_vnd + EXCLUDED.amount_vnd,
@@ -58,8 +65,8 @@ WITH ins AS (
     RETURNING 1
 ), channels AS (
     INSERT INTO payment_channel_hourly AS c (ward_code, bucket, channel, transactions, amount_vnd)
-    SELECT ward_code, date_trunc('hour', event_time), channel, count(*), sum(amount_vnd)
-    FROM ins WHERE status = 'succeeded'
+    SELECT ward_code, bucket, channel, sum(n), sum(amount)
+    FROM agg WHERE status = 'succeeded'
     GROUP BY 1, 2, 3
     ON CONFLICT (ward_code, bucket, channel) DO UPDATE SET
         transactions = c.transactions + EXCLUDED.transactions,
@@ -72,7 +79,7 @@ WITH ins AS (
     ON CONFLICT DO NOTHING
     RETURNING 1
 )
-SELECT count(*), max(event_time) FROM ins
+SELECT coalesce(sum(n), 0), max(last_time) FROM agg
 """
 
 

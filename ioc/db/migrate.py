@@ -15,14 +15,19 @@ MIGRATION_RE = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 RECORD_TABLE = "schema_migrations"
 WRITER_ROLE = "ioc_writer"
 READER_ROLE = "ioc_reader"
-# Access-control tables (sql/006_auth.sql) and the only privileges anyone but the admin has on
-# them: ingest none, the dashboard what login, sessions and the audit log need. Re-applied after
+# Access-control and dashboard tables (sql/006_auth.sql, 003) and the only privileges anyone but
+# the admin has on them: ingest none, the dashboard what login, sessions, acknowledgements and the
+# audit log need. Re-applied after
 # every migration because the blanket grants above them would otherwise widen them again.
 AUTH_GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
     "users": {READER_ROLE: ("SELECT",)},
     "sessions": {READER_ROLE: ("SELECT", "INSERT", "DELETE")},
     "display_tokens": {READER_ROLE: ("SELECT", "UPDATE (last_used_at)")},
     "audit_log": {READER_ROLE: ("INSERT",)},
+    # Acknowledging an alert is the dashboard's one write outside the login tables; ingest has
+    # no business there. Granted here too, so a role created after 003 ran still gets it.
+    "alert_acks": {READER_ROLE: ("SELECT", "INSERT")},
+    "schema_migrations": {READER_ROLE: ("SELECT",), WRITER_ROLE: ("SELECT",)},
 }
 # Any constant works; it only has to be the same for every runner so two never interleave.
 _ADVISORY_LOCK_KEY = 0x10C_0001

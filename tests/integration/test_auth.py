@@ -343,6 +343,11 @@ def test_database_roles_are_narrow(w: World, services: ConnectionInfo) -> None:
     assert not attempt(writer, "SELECT * FROM sessions")
     assert not attempt(writer, "INSERT INTO audit_log (action, outcome) VALUES ('probe', 'ok')")
     assert attempt(writer, "SELECT count(*) FROM dossiers")
+    # Acknowledgements are the dashboard's; ingest may neither forge nor rewrite them.
+    assert attempt(reader, "INSERT INTO alert_acks (alert_key, acked_by) VALUES ('probe', 'x')")
+    assert not attempt(reader, "DELETE FROM alert_acks")
+    assert not attempt(writer, "INSERT INTO alert_acks (alert_key) VALUES ('forged')")
+    assert not attempt(writer, "UPDATE schema_migrations SET checksum = ''")
 
 
 # ---- headers and errors --------------------------------------------------------------------

@@ -61,15 +61,23 @@ def ref_topics() -> list[str]:
 
 
 def run_ingest(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "ioc.cli", "ingest", "--feeds", "all", "--stop-when-idle", "4"],
-        env=env,
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    try:
+        return subprocess.run(
+            [sys.executable, "-m", "ioc.cli", "ingest", "--feeds", "all", "--stop-when-idle", "4"],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=240,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        # Say what the consumer was doing rather than leave a bare timeout.
+        err = exc.stderr or ""
+        log = err.decode(errors="replace") if isinstance(err, bytes) else err
+        raise AssertionError(
+            f"ioc ingest still running after 240 s; its log:\n{log[-4000:]}"
+        ) from None
 
 
 def assert_frames_equal(name: str, got: pd.DataFrame, want: pd.DataFrame) -> None:
