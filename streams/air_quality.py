@@ -86,6 +86,10 @@ class AirQualityWriter:
     def feed(self) -> Feed:
         return BY_NAME["air_quality"]
 
+    @property
+    def staging(self) -> tuple[str, ...]:
+        return ("air_quality_readings",)
+
     def write(self, conn: psycopg.Connection[Any], batch: Sequence[Accepted]) -> WriteResult:
         rows = [_row(a.event) for a in batch if isinstance(a.event, AirQualityEvent)]
         if not rows:

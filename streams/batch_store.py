@@ -23,6 +23,7 @@ from streams.backoff import Backoff
 from streams.dead_letters import insert_dead_letters
 from streams.health import FeedDelta, RateWindow, write_health
 from streams.source import DeadLetter, SourceRecord
+from streams.storage import prepare_staging
 from streams.topics import Feed
 from streams.writer import Accepted, FeedWriter, WriteResult
 
@@ -194,7 +195,11 @@ class BatchStore:
 
     def _connection(self) -> psycopg.Connection[Any]:
         if self._conn is None or self._conn.closed:
-            self._conn = self._connect()
+            conn = self._connect()
+            prepare_staging(
+                conn, sorted({t for r in self.routes.values() for t in r.writer.staging})
+            )
+            self._conn = conn
         return self._conn
 
     def _drop_connection(self) -> None:

@@ -57,6 +57,10 @@ class CaseWriter(Generic[E]):
     def feed(self) -> Feed:
         return BY_NAME[self.spec.feed_name]
 
+    @property
+    def staging(self) -> tuple[str, ...]:
+        return (self.spec.events_table, self.spec.case_table)
+
     def _load(self, conn: psycopg.Connection[Any], ids: list[str]) -> dict[str, list[Row]]:
         spec = self.spec
         query = sql.SQL("SELECT {cols} FROM {t} WHERE {idc} = ANY(%(ids)s)").format(

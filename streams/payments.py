@@ -104,6 +104,10 @@ class PaymentWriter:
     def feed(self) -> Feed:
         return BY_NAME["payments"]
 
+    @property
+    def staging(self) -> tuple[str, ...]:
+        return ("payment_events",)
+
     def write(self, conn: psycopg.Connection[Any], batch: Sequence[Accepted]) -> WriteResult:
         rows = [_row(a.event) for a in batch if isinstance(a.event, PaymentEvent)]
         if not rows:

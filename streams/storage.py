@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
 
@@ -21,12 +22,8 @@ def stage_rows(
     after a failed transaction starts from nothing.
     """
     stage = f"stage_{target}"
-    conn.execute(
-        sql.SQL(
-            "CREATE TEMPORARY TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) "
-            "ON COMMIT DELETE ROWS"
-        ).format(sql.Identifier(stage), sql.Identifier(target))
-    )
+    if target not in _prepared.get(conn, ()):
+        _create_stage(conn, target)
     # Binary COPY: neither side formats or parses timestamps and numbers as text, which halves
     # the cost of staging a row (measured on payments: 3.1 -> 1.4 us per row).
     copy_stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
@@ -38,6 +35,35 @@ def stage_rows(
         for row in rows:
             copy.write_row(row)
     return stage
+
+
+def _create_stage(conn: psycopg.Connection[Any], target: str) -> None:
+    conn.execute(
+        sql.SQL(
+            "CREATE TEMPORARY TABLE IF NOT EXISTS {} (LIKE {} INCLUDING DEFAULTS) "
+            "ON COMMIT DELETE ROWS"
+        ).format(sql.Identifier(f"stage_{target}"), sql.Identifier(target))
+    )
+
+
+# Staging tables created on a connection outside any transaction, so no rollback can undo them;
+# they last as long as the session. Skipping the CREATE saves a round trip per table per batch,
+# and each round trip costs a thread switch in a busy consumer.
+_prepared: weakref.WeakKeyDictionary[psycopg.Connection[Any], set[str]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def prepare_staging(conn: psycopg.Connection[Any], targets: Iterable[str]) -> None:
+    """Create the staging tables of `targets` once for this (autocommit, idle) connection."""
+    wanted = [t for t in targets if t not in _prepared.get(conn, ())]
+    if not wanted:
+        return
+    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        raise RuntimeError("prepare_staging needs a connection outside any transaction")
+    for target in wanted:
+        _create_stage(conn, target)
+        _prepared.setdefault(conn, set()).add(target)
 
 
 COLUMN_TYPES: Final = """

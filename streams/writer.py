@@ -38,6 +38,11 @@ class FeedWriter(Protocol):
     @property
     def feed(self) -> Feed: ...
 
+    @property
+    def staging(self) -> tuple[str, ...]:
+        """Tables whose rows this writer stages by COPY (streams.storage.stage_rows)."""
+        ...
+
     def write(self, conn: psycopg.Connection[Any], batch: Sequence[Accepted]) -> WriteResult:
         """Store the events, update case state and rollups; return impossible ones as dead."""
         ...

@@ -167,6 +167,7 @@ class FakeWriter:
     """Stores event bytes by event_id; refuses (DataError) any event id in `refuse`."""
 
     feed = BY_NAME["payments"]
+    staging: tuple[str, ...] = ()
 
     def __init__(self, refuse: frozenset[str] = frozenset()) -> None:
         self.refuse = refuse
