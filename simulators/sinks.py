@@ -3,11 +3,10 @@ the in-process bus, or nowhere for benchmarks). Every sink gets the same bytes."
 
 from __future__ import annotations
 
-import contextlib
 import gzip
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO, Any, Protocol, cast
+from typing import IO, Protocol, cast
 
 from streams.bus import Bus
 from streams.topics import BY_TOPIC
@@ -158,7 +157,7 @@ class BusSink:
 
 
 class KafkaSink:
-    """kafka-python producer: acks=all, idempotent, keyed by entity id; creates missing topics."""
+    """Kafka (see streams.producer), keyed by entity id; creates missing topics."""
 
     def __init__(
         self,
@@ -172,59 +171,30 @@ class KafkaSink:
         compression: str | None = None,
         client_id: str = "ioc-simulate",
     ) -> None:
-        from kafka import KafkaProducer
-        from kafka.errors import KafkaError
         from kafka.partitioner.default import murmur2
 
+        from streams.producer import Producer
+
         self._murmur2: Callable[[bytes], int] = murmur2
-        self._bootstrap = [b.strip() for b in bootstrap.split(",") if b.strip()]
         self._topic_name = topic_name
         self._partitions = partitions
         self._replication = replication
         self._names: dict[str, str] = {}
-        self._errors: list[BaseException] = []
         self._counts: dict[str, int] = {}
         self._partitions_of: dict[tuple[str, bytes], int] = {}
         self.sent = 0
-        try:
-            self._producer = KafkaProducer(
-                bootstrap_servers=self._bootstrap,
-                client_id=client_id,
-                acks="all",
-                enable_idempotence=True,
-                linger_ms=linger_ms,
-                batch_size=batch_size,
-                compression_type=compression,
-                max_in_flight_requests_per_connection=5,
-                max_request_size=4 * 1024 * 1024,
-            )
-        except KafkaError as exc:
-            raise SinkError(f"cannot reach Kafka at {bootstrap}: {exc}") from None
-        except (ValueError, RuntimeError, AssertionError) as exc:
-            # kafka-python reports a missing compression library or a bad setting this way.
-            raise SinkError(f"cannot configure the Kafka producer: {exc}") from None
+        self._kafka = Producer(
+            bootstrap,
+            client_id=client_id,
+            linger_ms=linger_ms,
+            batch_size=batch_size,
+            compression=compression,
+            error=SinkError,
+        )
 
     def ensure_topics(self, topics: list[str]) -> None:
         """Create the full-named topics that are missing, with the sink's partition count."""
-        from kafka.admin import KafkaAdminClient, NewTopic
-        from kafka.errors import KafkaError, TopicAlreadyExistsError
-
-        try:
-            admin = KafkaAdminClient(bootstrap_servers=self._bootstrap, client_id="ioc-simulate")
-        except KafkaError as exc:
-            raise SinkError(f"cannot reach Kafka at {','.join(self._bootstrap)}: {exc}") from None
-        try:
-            existing = set(admin.list_topics())
-            missing = [t for t in topics if t not in existing]
-            if missing:
-                new = [NewTopic(t, self._partitions, self._replication) for t in missing]
-                # Created meanwhile by another producer: fine.
-                with contextlib.suppress(TopicAlreadyExistsError):
-                    admin.create_topics(new, wait_for_metadata=True)
-        except KafkaError as exc:
-            raise SinkError(f"cannot create topics {', '.join(topics)}: {exc}") from None
-        finally:
-            admin.close()
+        self._kafka.ensure_topics(topics, self._partitions, self._replication)
 
     def _name(self, topic: str) -> str:
         name = self._names.get(topic)
@@ -234,15 +204,12 @@ class KafkaSink:
             self._names[topic] = name
         return name
 
-    def _failed(self, exc: BaseException) -> None:
-        self._errors.append(exc)
-
     def _partition(self, name: str, key: bytes) -> int:
         """Kafka's default keyed partition (murmur2), cached: entity keys recur constantly and
         the pure-Python hash is a sizeable share of kafka-python's cost per message."""
         count = self._counts.get(name)
         if count is None:
-            count = self._counts[name] = len(self._producer.partitions_for(name))
+            count = self._counts[name] = self._kafka.partition_count(name)
         if len(self._partitions_of) > 500_000:
             self._partitions_of.clear()
         p: int = (self._murmur2(key) & 0x7FFFFFFF) % count
@@ -256,26 +223,14 @@ class KafkaSink:
             partition = self._partitions_of.get((name, key))
             if partition is None:
                 partition = self._partition(name, key)
-        future: Any = self._producer.send(name, value=value, key=key, partition=partition)
-        future.add_errback(self._failed)
+        self._kafka.send(name, value, key, partition)
         self.sent += 1
-        if self._errors:
-            self._raise()
-
-    def _raise(self) -> None:
-        first = self._errors[0]
-        raise SinkError(f"Kafka did not take {len(self._errors)} message(s): {first}")
 
     def flush(self) -> None:
-        self._producer.flush()
-        if self._errors:
-            self._raise()
+        self._kafka.flush()
 
     def close(self) -> None:
-        try:
-            self.flush()
-        finally:
-            self._producer.close()
+        self._kafka.close()
 
 
 def feed_topics(topic_name: TopicName) -> list[str]:

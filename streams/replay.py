@@ -3,12 +3,11 @@ their recorded timing scaled by a speed (or as fast as possible), optionally ret
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from streams.bus import Bus
 from streams.recording import Recorded
@@ -76,8 +75,8 @@ class BusTarget:
 
 
 class KafkaTarget:
-    """kafka-python producer (acks=all, idempotent) onto the recorded partition of each topic,
-    creating missing topics with enough partitions; Kafka stamps each record when it is sent."""
+    """Kafka (see streams.producer) onto the recorded partition of each topic, creating missing
+    topics with enough partitions; Kafka stamps each record when it is sent."""
 
     def __init__(
         self,
@@ -88,84 +87,43 @@ class KafkaTarget:
         linger_ms: int = 20,
         batch_size: int = 512 * 1024,
     ) -> None:
-        from kafka import KafkaProducer
-        from kafka.errors import KafkaError
+        from streams.producer import Producer
 
-        self._bootstrap = [b.strip() for b in bootstrap.split(",") if b.strip()]
         self._topic_name = topic_name
         self._partitions = partitions
         self._names: dict[str, tuple[str, int]] = {}
-        self._errors: list[BaseException] = []
-        try:
-            self._producer: Any = KafkaProducer(
-                bootstrap_servers=self._bootstrap,
-                client_id="ioc-replay",
-                acks="all",
-                enable_idempotence=True,
-                linger_ms=linger_ms,
-                batch_size=batch_size,
-                max_in_flight_requests_per_connection=5,
-                max_request_size=4 * 1024 * 1024,
-            )
-        except KafkaError as exc:
-            raise ReplayError(f"cannot reach Kafka at {bootstrap}: {exc}") from None
+        self._kafka = Producer(
+            bootstrap,
+            client_id="ioc-replay",
+            linger_ms=linger_ms,
+            batch_size=batch_size,
+            error=ReplayError,
+            noun="record",
+        )
 
     def ensure_topics(self, bases: Iterable[str]) -> None:
         """Create the missing full-named topics of these base topics."""
-        from kafka.admin import KafkaAdminClient, NewTopic
-        from kafka.errors import KafkaError, TopicAlreadyExistsError
-
-        names = [self._topic_name(b) for b in bases]
-        try:
-            admin = KafkaAdminClient(bootstrap_servers=self._bootstrap, client_id="ioc-replay")
-        except KafkaError as exc:
-            raise ReplayError(f"cannot reach Kafka: {exc}") from None
-        try:
-            missing = [n for n in names if n not in set(admin.list_topics())]
-            if missing:
-                with contextlib.suppress(TopicAlreadyExistsError):
-                    admin.create_topics(
-                        [NewTopic(n, self._partitions, 1) for n in missing],
-                        wait_for_metadata=True,
-                    )
-        except KafkaError as exc:
-            raise ReplayError(f"cannot create topics {', '.join(names)}: {exc}") from None
-        finally:
-            admin.close()
+        self._kafka.ensure_topics([self._topic_name(b) for b in bases], self._partitions, 1)
 
     def _named(self, base: str) -> tuple[str, int]:
         named = self._names.get(base)
         if named is None:
             self.ensure_topics([base])
             name = self._topic_name(base)
-            parts = self._producer.partitions_for(name)
-            if not parts:
-                raise ReplayError(f"topic {name} has no partitions")
-            named = self._names[base] = (name, len(parts))
+            named = self._names[base] = (name, self._kafka.partition_count(name))
         return named
 
     def send(self, rec: Recorded, value: bytes) -> None:
         name, count = self._names.get(rec.topic) or self._named(rec.topic)
         # Unkeyed records are placed by the producer when the recorded partition is missing.
         partition = rec.partition if 0 <= rec.partition < count else None
-        future = self._producer.send(name, value=value, key=rec.key, partition=partition)
-        future.add_errback(self._errors.append)
-        if self._errors:
-            self._raise()
-
-    def _raise(self) -> None:
-        raise ReplayError(f"Kafka did not take {len(self._errors)} record(s): {self._errors[0]}")
+        self._kafka.send(name, value, rec.key, partition)
 
     def flush(self) -> None:
-        self._producer.flush()
-        if self._errors:
-            self._raise()
+        self._kafka.flush()
 
     def close(self) -> None:
-        try:
-            self.flush()
-        finally:
-            self._producer.close()
+        self._kafka.close()
 
 
 @dataclass
