@@ -37,6 +37,10 @@ class Settings:
     # (behind a TLS-terminating proxy). Secure is always set when the request is https.
     session_hours: float = 12.0
     cookie_secure: bool = False
+    # Reverse proxies in front of the dashboard that add X-Forwarded-For/-Proto: the client's
+    # address (login limits, audit log) and https are read from that many hops. 0 = no proxy,
+    # and then such headers are ignored, since anyone can send them.
+    trusted_proxies: int = 0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -84,6 +88,8 @@ class Settings:
             values["session_hours"] = parse_hours("IOC_SESSION_HOURS", raw)
         if (raw := env.get("IOC_COOKIE_SECURE")) is not None:
             values["cookie_secure"] = parse_bool("IOC_COOKIE_SECURE", raw)
+        if (raw := env.get("IOC_TRUSTED_PROXIES")) is not None:
+            values["trusted_proxies"] = parse_hops("IOC_TRUSTED_PROXIES", raw)
         if "kafka_bootstrap" in values:
             check_bootstrap("IOC_KAFKA_BOOTSTRAP", str(values["kafka_bootstrap"]))
         if "database_url" in values:
@@ -104,6 +110,17 @@ def parse_port(name: str, raw: str) -> int:
     if not 1 <= port <= 65535:
         raise SettingsError(f"{name}={raw!r} is out of range (1-65535)")
     return port
+
+
+def parse_hops(name: str, raw: str) -> int:
+    """A count of proxies, 0..5, or SettingsError naming the variable."""
+    try:
+        hops = int(raw.strip() or "0")
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a number of proxies (0-5)") from None
+    if not 0 <= hops <= 5:
+        raise SettingsError(f"{name}={raw!r} is out of range (0-5 proxies)")
+    return hops
 
 
 def parse_hours(name: str, raw: str) -> float:

@@ -214,6 +214,7 @@ def create_app(
     gate.callback_map = app.callback_map
     gate.csp = security.content_security_policy(list(app.csp_hashes()), tiles_url)
     security.install(app.server, gate)
+    security.trust_proxies(app.server, settings.trusted_proxies)
     login.register(app.server, pack.title)
     if not options.enabled:
         log.warning("authentication is OFF: every visitor is an admin (demo only)")

@@ -20,6 +20,7 @@ import psycopg
 from flask import Flask, Response, g, jsonify, redirect, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import BadRequest, Forbidden, HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from ioc.auth import audit
 from ioc.auth.audit import Outcome
@@ -349,6 +350,13 @@ def after(gate: Gate, response: Response) -> Response:
             CSRF_COOKIE, session.csrf_token, secure=secure, httponly=False, samesite="Strict"
         )
     return response
+
+
+def trust_proxies(server: Flask, hops: int) -> None:
+    """Behind `hops` reverse proxies, take the client's address and scheme from the headers
+    they add (the last `hops` entries only, so a client cannot choose its own address)."""
+    if hops > 0:
+        server.wsgi_app = ProxyFix(server.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
 
 
 def install(server: Flask, gate: Gate) -> None:

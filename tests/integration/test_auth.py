@@ -19,6 +19,8 @@ from ioc.citypack import load_pack
 from ioc.cli import main as ioc_main
 from ioc.contracts import VN_TZ as PACK_TZ
 from ioc.services.state import ConnectionInfo
+from ioc.settings import Settings
+from layouts.app import create_app
 from layouts.kpis import BY_KEY, fmt_value
 from layouts.security import AuthOptions
 from tests.support import auth_world as aw
@@ -261,6 +263,47 @@ def test_login_is_rate_limited_per_user_and_per_address(w: World) -> None:
     assert spray.login("root", PASSWORDS["root"]).status_code == 429  # the address's limit
     assert w.client("10.2.2.3").login("root", PASSWORDS["root"]).status_code == 303
     assert [o for _a, o, _d in audit_rows(w, "login")].count("limited") >= 3
+
+
+def test_behind_a_trusted_proxy_limits_and_audits_the_real_client(w: World) -> None:
+    # The same schema served as if behind one reverse proxy at 127.0.0.1.
+    proxied = create_app(
+        Settings(database_url=w.reader_url, db_schema=w.schema, trusted_proxies=1),
+        auth=AuthOptions(session_cache_s=0.0),
+    )
+    try:
+
+        def via_proxy(client_ip: str, scheme: str = "http") -> aw.Client:
+            c = aw.Client(proxied, "127.0.0.1")
+            c.headers = {"X-Forwarded-For": client_ip, "X-Forwarded-Proto": scheme}
+            return c
+
+        spray = via_proxy("10.7.7.7")
+        for i in range(20):
+            assert spray.login(f"nobody{i}", "wrong-password-123").status_code == 401
+        assert spray.login("root", PASSWORDS["root"]).status_code == 429
+        # Another client through the same proxy is not punished for that one.
+        ok = via_proxy("10.7.7.8", "https").login("root", PASSWORDS["root"])
+        assert ok.status_code == 303
+        assert "Secure" in ok.headers.get("Set-Cookie", ""), "https as the proxy says"
+        with w.admin() as conn:
+            ips = {
+                str(r[0])
+                for r in conn.execute(
+                    "SELECT ip FROM audit_log WHERE action = 'login' AND ip LIKE '10.7.7.%'"
+                ).fetchall()
+            }
+        assert ips == {"10.7.7.7", "10.7.7.8"}
+    finally:
+        proxied.server.config["IOC_DATA"].close()
+    # Without a trusted proxy the same headers are the client's own words and are ignored:
+    # changing X-Forwarded-For does not escape the address's limit.
+    direct = w.client("10.8.8.8")
+    for i in range(20):
+        direct.headers = {"X-Forwarded-For": f"10.9.9.{i}"}
+        assert direct.login(f"nobody{i}", "wrong-password-123").status_code == 401
+    direct.headers = {"X-Forwarded-For": "10.9.9.99", "X-Forwarded-Proto": "https"}
+    assert direct.login("root", PASSWORDS["root"]).status_code == 429
 
 
 # ---- passwords and roles in the database -----------------------------------------------------

@@ -153,13 +153,21 @@ class Client:
         self.http: FlaskClient = app.server.test_client()
         self.environ = {"REMOTE_ADDR": ip}
         self.base_url = base_url
+        self.headers: dict[str, str] = {}  # sent with every request, e.g. a proxy's X-Forwarded-*
 
     def get(self, path: str, **kw: Any) -> TestResponse:
-        return self.http.get(path, environ_base=self.environ, base_url=self.base_url, **kw)
+        return self.http.get(
+            path, environ_base=self.environ, base_url=self.base_url, headers=self.headers, **kw
+        )
 
     def post_form(self, path: str, data: Mapping[str, str], **kw: Any) -> TestResponse:
         return self.http.post(
-            path, data=dict(data), environ_base=self.environ, base_url=self.base_url, **kw
+            path,
+            data=dict(data),
+            environ_base=self.environ,
+            base_url=self.base_url,
+            headers=self.headers,
+            **kw,
         )
 
     def login(self, name: str, password: str, next_path: str = "/") -> TestResponse:
@@ -182,7 +190,7 @@ class Client:
         return self.http.post(
             "/_dash-update-component",
             json=body,
-            headers={"X-CSRFToken": csrf},
+            headers={**self.headers, "X-CSRFToken": csrf},
             environ_base=self.environ,
             base_url=self.base_url,
         )

@@ -216,3 +216,11 @@ def test_session_settings() -> None:
     for bad in ["0", "nan", "x", "1000"]:
         with pytest.raises(SettingsError, match="IOC_SESSION_HOURS"):
             Settings.from_env({"IOC_SESSION_HOURS": bad})
+
+
+def test_trusted_proxies_setting() -> None:
+    assert Settings.from_env({}).trusted_proxies == 0
+    assert Settings.from_env({"IOC_TRUSTED_PROXIES": "2"}).trusted_proxies == 2
+    for bad in ["-1", "6", "one", "1.5"]:
+        with pytest.raises(SettingsError, match="IOC_TRUSTED_PROXIES"):
+            Settings.from_env({"IOC_TRUSTED_PROXIES": bad})
