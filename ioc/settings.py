@@ -101,26 +101,25 @@ class Settings:
         return self.topic_prefix + base
 
 
+def _int_in_range(name: str, raw: str, low: int, high: int, what: str) -> int:
+    """An integer low..high, or SettingsError naming the variable and saying what it counts."""
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not {what} ({low}-{high})") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name}={raw!r} is out of range ({low}-{high})")
+    return value
+
+
 def parse_port(name: str, raw: str) -> int:
     """A TCP port 1..65535, or SettingsError naming the variable."""
-    try:
-        port = int(raw.strip())
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a port number (1-65535)") from None
-    if not 1 <= port <= 65535:
-        raise SettingsError(f"{name}={raw!r} is out of range (1-65535)")
-    return port
+    return _int_in_range(name, raw, 1, 65535, "a port number")
 
 
 def parse_hops(name: str, raw: str) -> int:
-    """A count of proxies, 0..5, or SettingsError naming the variable."""
-    try:
-        hops = int(raw.strip() or "0")
-    except ValueError:
-        raise SettingsError(f"{name}={raw!r} is not a number of proxies (0-5)") from None
-    if not 0 <= hops <= 5:
-        raise SettingsError(f"{name}={raw!r} is out of range (0-5 proxies)")
-    return hops
+    """A count of proxies, 0..5 (empty is 0), or SettingsError naming the variable."""
+    return _int_in_range(name, raw.strip() or "0", 0, 5, "a number of proxies")
 
 
 def parse_hours(name: str, raw: str) -> float:
