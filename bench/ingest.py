@@ -139,11 +139,21 @@ def _ingest_env(info: Any, schema: str, prefix: str, group: str) -> dict[str, st
 
 
 def full_ingest(
-    info: Any, schema: str, prefix: str, profile: Path | None, max_batch: int
+    info: Any,
+    schema: str,
+    prefix: str,
+    profile: Path | None,
+    max_batch: int,
+    spy: Path | None = None,
 ) -> dict[str, Any]:
     """`ioc ingest --stop-when-idle` over the pre-produced topics into a fresh schema."""
     metrics = Path(tempfile.mkstemp(suffix=".json")[1])
     cmd = [sys.executable]
+    if spy is not None:
+        # Raw collapsed stacks, one line per distinct stack with its sample count, threads apart.
+        spy_bin = str(Path(sys.executable).with_name("py-spy"))
+        cmd = [spy_bin, "record", "--format", "raw", "--threads", "-r", "200", "-o", str(spy)]
+        cmd += ["--", sys.executable]
     if profile is not None:
         cmd += ["-m", "pyinstrument", "-r", "text", "-o", str(profile), "-m"]
     else:
@@ -308,6 +318,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-rate", type=int, default=2_000)
     parser.add_argument("--latency-seconds", type=float, default=30.0)
     parser.add_argument("--profile", action="store_true", help="run (b) under pyinstrument")
+    parser.add_argument(
+        "--py-spy", type=Path, metavar="FILE", help="sample (b) with py-spy, all threads, into FILE"
+    )
     parser.add_argument("--max-batch", type=int, default=10_000, help="records per transaction")
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--bare", nargs="+", help=argparse.SUPPRESS)
@@ -335,7 +348,7 @@ def main(argv: list[str] | None = None) -> int:
         bare_cpu = cpu_per_event(bare, cpu.used(before, cpu.snapshot()), time.monotonic() - t0)
         log(f"bare consume: {bare}, cpu us/event {bare_cpu}")
         before, t0 = cpu.snapshot(), time.monotonic()
-        full = full_ingest(info, schema, prefix, profile, args.max_batch)
+        full = full_ingest(info, schema, prefix, profile, args.max_batch, args.py_spy)
         full_cpu = cpu_per_event(full, cpu.used(before, cpu.snapshot()), time.monotonic() - t0)
         log(f"full ingest: {full}, cpu us/event {full_cpu}")
         lat = latency(info, lat_schema, lat_prefix, args.latency_rate, args.latency_seconds)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -63,11 +64,7 @@ class CaseWriter(Generic[E]):
 
     def _load(self, conn: psycopg.Connection[Any], ids: list[str]) -> dict[str, list[Row]]:
         spec = self.spec
-        query = sql.SQL("SELECT {cols} FROM {t} WHERE {idc} = ANY(%(ids)s)").format(
-            cols=sql.SQL(", ").join(map(sql.Identifier, spec.event_columns)),
-            t=sql.Identifier(spec.events_table),
-            idc=sql.Identifier(spec.case_id_column),
-        )
+        query = _load_query(spec.events_table, spec.case_id_column, spec.event_columns)
         existing: dict[str, list[Row]] = defaultdict(list)
         for row in conn.execute(query, {"ids": ids}).fetchall():
             existing[row[3]].append(row)
@@ -86,7 +83,7 @@ class CaseWriter(Generic[E]):
             for r in sorted(rows, key=lambda r: (r[1], spec.kind_rank[r[4]])):
                 hist.add(spec.case_event(r))
             histories[case_id] = hist
-        fresh: list[E] = []
+        fresh: list[tuple[E, tuple[object, ...]]] = []
         for acc, ev in events:
             case_id = spec.case_id(ev)
             hist = histories.setdefault(case_id, CaseHistory())
@@ -101,16 +98,21 @@ class CaseWriter(Generic[E]):
                 continue
             hist.add(cev)
             existing[case_id].append(row)
-            fresh.append(ev)
+            fresh.append((ev, row))
         if not fresh:
             return result
-        stage_rows(conn, spec.events_table, spec.event_columns, (spec.row(e) for e in fresh))
+        stage_rows(conn, spec.events_table, spec.event_columns, (row for _, row in fresh))
         new_ids = set(insert_new_from_stage(conn, spec.events_table, spec.event_columns))
-        inserted = [e for e in fresh if spec.row(e)[0] in new_ids]
+        inserted = [(e, row) for e, row in fresh if row[0] in new_ids]
         result.inserted = len(inserted)
         result.duplicates += len(fresh) - len(inserted)
-        add_to_rollup(conn, spec.rollup_table, ("ward_code", "bucket"), spec.increments(inserted))
-        touched = sorted({spec.case_id(e) for e in inserted})
+        add_to_rollup(
+            conn,
+            spec.rollup_table,
+            ("ward_code", "bucket"),
+            spec.increments([e for e, _ in inserted]),
+        )
+        touched = sorted({spec.case_id(e) for e, _ in inserted})
         upsert_rows(
             conn,
             spec.case_table,
@@ -118,6 +120,20 @@ class CaseWriter(Generic[E]):
             spec.case_columns,
             (spec.case_row(existing[c]) for c in touched),
         )
-        times = [spec.row(e)[1] for e in inserted]
+        times = [row[1] for _, row in inserted]
         result.last_event_time = max(t for t in times if isinstance(t, datetime))
         return result
+
+
+@functools.cache
+def _load_query(table: str, id_column: str, columns: tuple[str, ...]) -> bytes:
+    """All events of the cases in %(ids)s (composed once: names come from the specs)."""
+    return (
+        sql.SQL("SELECT {cols} FROM {t} WHERE {idc} = ANY(%(ids)s)")
+        .format(
+            cols=sql.SQL(", ").join(map(sql.Identifier, columns)),
+            t=sql.Identifier(table),
+            idc=sql.Identifier(id_column),
+        )
+        .as_bytes(None)
+    )

