@@ -96,6 +96,13 @@ class _InFlight:
     result: Stored | None = None
 
 
+def _stored(job: _InFlight) -> Stored:
+    """The store's result for a batch, waiting for the worker if it is still running."""
+    stored = job.result if job.future is None else job.future.result()
+    assert stored is not None  # noqa: S101 - set on the synchronous path
+    return stored
+
+
 def decode_batch(
     records: Sequence[SourceRecord],
     routes: Mapping[str, Route],
@@ -236,24 +243,33 @@ class Ingestor:
         decoded = decode_batch(records, self.routes, self._wards, self._wallclock())
         lag = self._lag_by_feed()
         job = _InFlight(records, decoded, self._clock() - t0)
-        done = self.flush()
+        prev, self._inflight = self._inflight, None
+        previous = None if prev is None else (prev, _stored(prev))
         if self.stop.is_set():
+            if previous is not None:
+                self._commit(*previous)
             raise Abandoned
-        if self._executor is not None:
-            job.future = self._executor.submit(self.store.store, decoded, lag)
+        if self._executor is None:
+            if previous is not None:
+                self._commit(*previous)
+            job.result = self.store.store(decoded, lag)
             self._inflight = job
-            return done
-        job.result = self.store.store(decoded, lag)
+            return self.flush()
+        # The next batch goes to the store before the previous one's offsets are committed:
+        # that commit is a broker round trip (~10 ms a batch) the store need not wait for.
+        job.future = self._executor.submit(self.store.store, decoded, lag)
         self._inflight = job
-        return self.flush()
+        return None if previous is None else self._commit(*previous)
 
     def flush(self) -> BatchMetrics | None:
         """Wait for the batch in the store, then commit its offsets; None if there was none."""
         job, self._inflight = self._inflight, None
         if job is None:
             return None
-        stored = job.result if job.future is None else job.future.result()
-        assert stored is not None  # noqa: S101 - set on the synchronous path
+        return self._commit(job, _stored(job))
+
+    def _commit(self, job: _InFlight, stored: Stored) -> BatchMetrics:
+        """Commit the offsets of a batch that is in the database, and count it."""
         t0 = self._clock()
         self.source.commit(committable(job.records))
         t1 = self._clock()

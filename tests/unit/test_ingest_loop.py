@@ -264,6 +264,37 @@ def test_pipelined_loop_commits_each_batch_offsets_only_after_its_transaction() 
             assert commits >= 0, source.journal  # offsets never ahead of the database
 
 
+class _RecordingWriter(FakeWriter):
+    def __init__(self) -> None:
+        super().__init__()
+        self.started = [threading.Event() for _ in range(8)]
+
+    def write(self, conn: Any, batch: Sequence[Accepted]) -> WriteResult:
+        self.started[min(self.calls, 7)].set()
+        return super().write(conn, batch)
+
+
+def test_pipelined_store_does_not_wait_for_the_offset_commit() -> None:
+    # The offsets of batch k go to the broker while batch k+1 is already being stored.
+    writer = _RecordingWriter()
+    ing, source, db = make(
+        [payment(i) for i in range(12)], max_batch=4, pipeline=True, writer=writer
+    )
+    commit = source.commit
+    overlapped: list[bool] = []
+
+    def slow_commit(offsets: Mapping[TopicPartition, int]) -> None:
+        k = len(overlapped)
+        overlapped.append(k + 1 < 3 and writer.started[k + 1].wait(timeout=5))
+        commit(offsets)
+
+    source.commit = slow_commit  # type: ignore[method-assign]
+    ing.run(idle_exit_s=0.0)
+    ing.close()
+    assert overlapped == [True, True, False]
+    assert len(db.events) == 12
+
+
 def test_redelivered_batch_counts_nothing_twice() -> None:
     values = [payment(i) for i in range(6)] + [b"{not json"]
     ing, source, db = make(values, max_batch=100)
