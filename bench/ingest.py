@@ -152,6 +152,10 @@ def full_ingest(
     if spy is not None:
         # Raw collapsed stacks, one line per distinct stack with its sample count, threads apart.
         spy_bin = str(Path(sys.executable).with_name("py-spy"))
+        if not Path(spy_bin).is_file():
+            raise SystemExit(
+                f"bench.ingest: --py-spy needs {spy_bin}; run `make test` set-up first"
+            )
         cmd = [spy_bin, "record", "--format", "raw", "--threads", "-r", "200", "-o", str(spy)]
         cmd += ["--", sys.executable]
     if profile is not None:
