@@ -8,7 +8,7 @@ from typing import Any, Final
 import psycopg
 
 from ioc.contracts import AirQualityEvent
-from streams.storage import stage_rows
+from streams.storage import insert_expecting_new, plain_insert, stage_rows
 from streams.topics import BY_NAME, Feed
 from streams.writer import Accepted, WriteResult
 
@@ -61,6 +61,7 @@ WITH ins AS (
 )
 SELECT count(*), max(event_time) FROM ins
 """
+INSERT_AND_ROLL_UP_FIRST_TRY: Final = plain_insert(INSERT_AND_ROLL_UP)
 
 
 def _row(ev: AirQualityEvent) -> tuple[object, ...]:
@@ -95,12 +96,12 @@ class AirQualityWriter:
         if not rows:
             return WriteResult()
         stage_rows(conn, "air_quality_readings", EVENT_COLUMNS, rows)
-        found = conn.execute(INSERT_AND_ROLL_UP).fetchone()
-        inserted = int(found[0]) if found else 0
+        [found] = insert_expecting_new(conn, INSERT_AND_ROLL_UP_FIRST_TRY, INSERT_AND_ROLL_UP)
+        inserted = int(found[0])
         return WriteResult(
             inserted=inserted,
             duplicates=len(rows) - inserted,
-            last_event_time=found[1] if found else None,
+            last_event_time=found[1],
         )
 
 

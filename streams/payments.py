@@ -8,7 +8,7 @@ from typing import Any, Final
 import psycopg
 
 from ioc.contracts import PUBLIC_COUNTER_TYPES, PaymentEvent
-from streams.storage import stage_rows
+from streams.storage import insert_expecting_new, plain_insert, stage_rows
 from streams.topics import BY_NAME, Feed
 from streams.writer import Accepted, WriteResult
 
@@ -81,6 +81,7 @@ WITH ins AS (
 )
 SELECT coalesce(sum(n), 0), max(last_time) FROM agg
 """
+INSERT_AND_ROLL_UP_FIRST_TRY: Final = plain_insert(INSERT_AND_ROLL_UP)
 
 
 def _row(ev: PaymentEvent) -> tuple[object, ...]:
@@ -113,14 +114,15 @@ class PaymentWriter:
         if not rows:
             return WriteResult()
         stage_rows(conn, "payment_events", EVENT_COLUMNS, rows)
-        found = conn.execute(
-            INSERT_AND_ROLL_UP, {"public_types": sorted(PUBLIC_COUNTER_TYPES)}
-        ).fetchone()
-        inserted = int(found[0]) if found else 0
+        params = {"public_types": sorted(PUBLIC_COUNTER_TYPES)}
+        [found] = insert_expecting_new(
+            conn, INSERT_AND_ROLL_UP_FIRST_TRY, INSERT_AND_ROLL_UP, params
+        )
+        inserted = int(found[0])
         return WriteResult(
             inserted=inserted,
             duplicates=len(rows) - inserted,
-            last_event_time=found[1] if found else None,
+            last_event_time=found[1],
         )
 
 

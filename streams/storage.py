@@ -101,21 +101,60 @@ def insert_new_from_stage(
     conn: psycopg.Connection[Any], target: str, columns: Sequence[str]
 ) -> list[str]:
     """Move staged rows into `target`, skipping event_ids already there; the new event_ids."""
-    query = _insert_new_query(target, tuple(columns))
-    return [str(r[0]) for r in conn.execute(query).fetchall()]
+    cols = tuple(columns)
+    rows = insert_expecting_new(
+        conn, _insert_new_query(target, cols, False), _insert_new_query(target, cols, True)
+    )
+    return [str(r[0]) for r in rows]
 
 
 @functools.cache
-def _insert_new_query(target: str, columns: tuple[str, ...]) -> bytes:
+def _insert_new_query(target: str, columns: tuple[str, ...], skip_known: bool) -> bytes:
     cols = sql.SQL(", ").join(map(sql.Identifier, columns))
     return (
         sql.SQL(
-            "INSERT INTO {target} ({cols}) SELECT {cols} FROM {stage} "
-            "ON CONFLICT (event_id, event_time) DO NOTHING RETURNING event_id"
+            "INSERT INTO {target} ({cols}) SELECT {cols} FROM {stage} {skip} RETURNING event_id"
         )
-        .format(target=sql.Identifier(target), cols=cols, stage=sql.Identifier(f"stage_{target}"))
+        .format(
+            target=sql.Identifier(target),
+            cols=cols,
+            stage=sql.Identifier(f"stage_{target}"),
+            skip=sql.SQL(SKIP_KNOWN_EVENTS if skip_known else ""),
+        )
         .as_bytes(None)
     )
+
+
+# The raw tables' arbiter for redelivered events. Speculative insertion (ON CONFLICT) costs
+# PostgreSQL about 1.9 us more per row than a plain INSERT that checks the same key (payments,
+# measured in isolation), and almost every batch holds only new events: so each batch first tries
+# the plain INSERT and only a batch that meets a known key pays for ON CONFLICT.
+SKIP_KNOWN_EVENTS: Final = "ON CONFLICT (event_id, event_time) DO NOTHING"
+
+
+def plain_insert(query: str) -> str:
+    """`query` without its SKIP_KNOWN_EVENTS clause: the first try of insert_expecting_new."""
+    if query.count(SKIP_KNOWN_EVENTS) != 1:
+        raise ValueError("the statement must hold the raw-table ON CONFLICT clause exactly once")
+    return query.replace(SKIP_KNOWN_EVENTS, "")
+
+
+def insert_expecting_new(
+    conn: psycopg.Connection[Any],
+    plain: str | bytes,
+    skipping: str | bytes,
+    params: Mapping[str, object] | None = None,
+) -> list[tuple[Any, ...]]:
+    """Run `plain`; if one of its events is already stored, run `skipping` instead; the rows.
+
+    `plain` runs under a savepoint, so the failed try leaves nothing behind. `skipping` is the
+    same statement with SKIP_KNOWN_EVENTS: it stores only the new events, and so counts only them.
+    """
+    try:
+        with conn.transaction():
+            return conn.execute(plain, params).fetchall()
+    except psycopg.errors.UniqueViolation:
+        return conn.execute(skipping, params).fetchall()
 
 
 def add_to_rollup(

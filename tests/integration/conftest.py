@@ -147,6 +147,17 @@ def pg_schema(pg_admin_url: str) -> Iterator[str]:
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
 
 
+@pytest.fixture
+def second_schema(pg_admin_url: str) -> Iterator[str]:
+    """Another fresh schema, for tests that compare two databases (migrate creates it)."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    try:
+        yield name
+    finally:
+        with psycopg.connect(pg_admin_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
+
+
 @pytest.fixture(scope="session")
 def kafka_bootstrap(services: ConnectionInfo) -> str:
     """host:port of the real broker."""

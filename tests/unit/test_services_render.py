@@ -103,19 +103,24 @@ def test_socket_dir_is_dropped_when_the_path_is_too_long(tmp_path: Path) -> None
     assert postgres.socket_dir_for(Path("/" + "x" * 120)) is None
 
 
-def test_set_port_rewrites_only_our_block(tmp_path: Path) -> None:
+def test_refresh_conf_rewrites_only_our_block(tmp_path: Path) -> None:
     conf = tmp_path / "postgresql.conf"
-    conf.write_text("port = 5432\n#port = 1\n\n" + postgres.render_conf(40000, None, None))
-    postgres.set_port(tmp_path, 41000)
+    old_block = postgres.render_conf(40000, None, None).replace("wal_writer_delay", "#gone")
+    conf.write_text("port = 5432\n#port = 1\n\n" + old_block)
+    postgres.refresh_conf(tmp_path, 41000, tmp_path / "run", None)
     text = conf.read_text()
     assert text.startswith("port = 5432\n#port = 1\n")
     assert "port = 41000" in text and "port = 40000" not in text
+    # A cluster made by an older version gets this version's settings on its next start.
+    assert "\nwal_writer_delay = 10ms" in text and "#gone" not in text
+    assert f"unix_socket_directories = '{tmp_path / 'run'}'" in text
+    assert text.count(postgres.CONF_MARK) == 1
 
 
-def test_set_port_refuses_a_foreign_config(tmp_path: Path) -> None:
+def test_refresh_conf_refuses_a_foreign_config(tmp_path: Path) -> None:
     (tmp_path / "postgresql.conf").write_text("port = 5432\n")
     with pytest.raises(ServiceError, match="delete"):
-        postgres.set_port(tmp_path, 41000)
+        postgres.refresh_conf(tmp_path, 41000, None, None)
 
 
 def test_find_bindir_picks_the_newest_complete_server(tmp_path: Path) -> None:
