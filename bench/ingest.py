@@ -145,9 +145,35 @@ def full_ingest(
     profile: Path | None,
     max_batch: int,
     spy: Path | None = None,
+    members: int = 1,
 ) -> dict[str, Any]:
-    """`ioc ingest --stop-when-idle` over the pre-produced topics into a fresh schema."""
-    metrics = Path(tempfile.mkstemp(suffix=".json")[1])
+    """`ioc ingest --stop-when-idle` over the pre-produced topics into a fresh schema, run as
+    `members` processes of one consumer group (the README's way to scale); the first member is
+    the one profiled."""
+    group = f"bench-{uuid.uuid4().hex[:8]}"
+    env = _ingest_env(info, schema, prefix, group)
+    runs: list[tuple[subprocess.Popen[bytes], Path]] = []
+    for i in range(members):
+        metrics = Path(tempfile.mkstemp(suffix=".json")[1])
+        cmd = _profiled(profile, spy) if i == 0 else [sys.executable, "-m"]
+        cmd += ["ioc.cli", "ingest", "--stop-when-idle", "3", "--metrics-out", str(metrics)]
+        cmd += ["--max-batch", str(max_batch)]
+        runs.append((subprocess.Popen(cmd, cwd=REPO, env=env), metrics))  # noqa: S603 - our argv
+    parts: list[dict[str, Any]] = []
+    for proc, metrics in runs:
+        rc, rss, cpu_s = _wait(proc, 1800)
+        if rc != 0:
+            raise SystemExit(f"bench.ingest: ioc ingest failed ({rc})")
+        part: dict[str, Any] = json.loads(metrics.read_text())
+        metrics.unlink()
+        part["max_rss_mb"] = round(rss, 1)
+        part["consumer_cpu_s"] = round(cpu_s, 2)
+        parts.append(part)
+    return _combine(parts)
+
+
+def _profiled(profile: Path | None, spy: Path | None) -> list[str]:
+    """The start of a member's command line, under py-spy and/or pyinstrument if asked."""
     cmd = [sys.executable]
     if spy is not None:
         # Raw collapsed stacks, one line per distinct stack with its sample count, threads apart.
@@ -159,21 +185,35 @@ def full_ingest(
         cmd = [spy_bin, "record", "--format", "raw", "--threads", "-r", "200", "-o", str(spy)]
         cmd += ["--", sys.executable]
     if profile is not None:
-        cmd += ["-m", "pyinstrument", "-r", "text", "-o", str(profile), "-m"]
-    else:
-        cmd += ["-m"]
-    cmd += ["ioc.cli", "ingest", "--stop-when-idle", "3", "--metrics-out", str(metrics)]
-    cmd += ["--max-batch", str(max_batch)]
-    env = _ingest_env(info, schema, prefix, f"bench-{uuid.uuid4().hex[:8]}")
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env)  # noqa: S603 - our own argv
-    rc, rss, cpu_s = _wait(proc, 1800)
-    if rc != 0:
-        raise SystemExit(f"bench.ingest: ioc ingest failed ({rc})")
-    result: dict[str, Any] = json.loads(metrics.read_text())
-    metrics.unlink()
-    result["max_rss_mb"] = round(rss, 1)
-    result["consumer_cpu_s"] = round(cpu_s, 2)
-    return result
+        cmd += ["-m", "pyinstrument", "-r", "text", "-o", str(profile)]
+    return [*cmd, "-m"]
+
+
+def _combine(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    """One result for the group: counts and seconds summed, the rate over the group's span (first
+    record polled by any member to the last offset commit of any; CLOCK_MONOTONIC is
+    system-wide), memory the largest member's."""
+    if len(parts) == 1:
+        return parts[0]
+    out: dict[str, Any] = {"members": len(parts)}
+    for key in ("records", "inserted", "duplicates", "dead_letters", "batches", "consumer_cpu_s"):
+        out[key] = sum(p[key] for p in parts)
+    for key in ("decode_s", "store_s", "store_cpu_s", "offset_commit_s"):
+        out[key] = round(sum(p[key] for p in parts), 3)
+    started = [p["first_record_at"] for p in parts if p["first_record_at"] is not None]
+    ended = [p["last_commit_at"] for p in parts if p["last_commit_at"] is not None]
+    busy = max(ended) - min(started)
+    out["wall_s"] = max(p["wall_s"] for p in parts)
+    out["busy_s"] = busy
+    # Records a member re-read after a rebalance are counted once: the rate is of events stored.
+    out["events_per_s"] = out["inserted"] / busy
+    out["max_rss_mb"] = max(p["max_rss_mb"] for p in parts)
+    out["max_rss_mb_all_members"] = round(sum(p["max_rss_mb"] for p in parts), 1)
+    out["per_member"] = [
+        {k: p[k] for k in ("records", "events_per_s", "max_rss_mb", "consumer_cpu_s")}
+        for p in parts
+    ]
+    return out
 
 
 def cpu_per_event(phase: dict[str, Any], used: dict[str, float], seconds: float) -> dict[str, Any]:
@@ -326,9 +366,18 @@ def main(argv: list[str] | None = None) -> int:
         "--py-spy", type=Path, metavar="FILE", help="sample (b) with py-spy, all threads, into FILE"
     )
     parser.add_argument("--max-batch", type=int, default=10_000, help="records per transaction")
+    parser.add_argument(
+        "--members",
+        type=int,
+        default=2,
+        help="`ioc ingest` processes in the consumer group for (b); with more than one, a "
+        "one-member run is measured too",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--bare", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.members < 1:
+        parser.error("--members must be at least 1")
     if args.bare:
         bootstrap, n, *topics = args.bare
         _bare_child(bootstrap, int(n), topics)
@@ -340,6 +389,7 @@ def main(argv: list[str] | None = None) -> int:
     prefix = f"bench{uuid.uuid4().hex[:8]}."
     topics = [prefix + f.topic for f in FEEDS]
     schema = _schema(info.admin_url)
+    one_schema = _schema(info.admin_url)
     lat_prefix = f"benchlat{uuid.uuid4().hex[:8]}."
     lat_schema = _schema(info.admin_url)
     profile = args.output.with_name("ingest_profile.txt") if args.profile else None
@@ -352,18 +402,26 @@ def main(argv: list[str] | None = None) -> int:
         bare_cpu = cpu_per_event(bare, cpu.used(before, cpu.snapshot()), time.monotonic() - t0)
         log(f"bare consume: {bare}, cpu us/event {bare_cpu}")
         before, t0 = cpu.snapshot(), time.monotonic()
-        full = full_ingest(info, schema, prefix, profile, args.max_batch, args.py_spy)
+        full = full_ingest(info, schema, prefix, profile, args.max_batch, args.py_spy, args.members)
         full_cpu = cpu_per_event(full, cpu.used(before, cpu.snapshot()), time.monotonic() - t0)
-        log(f"full ingest: {full}, cpu us/event {full_cpu}")
+        log(f"full ingest ({args.members} members): {full}, cpu us/event {full_cpu}")
         # The bare rate of the same topics moved between 103k and 168k events/s from one run to
         # the next on this shared machine while the full rate stayed within 10 %; reading it
         # again after (b) shows how far it moved within this run.
         bare_after = bare_consume(bootstrap, topics, produced["events"])
         log(f"bare consume again: {bare_after}")
+        one: dict[str, Any] | None = None
+        one_cpu: dict[str, Any] | None = None
+        if args.members > 1:
+            before, t0 = cpu.snapshot(), time.monotonic()
+            one = full_ingest(info, one_schema, prefix, None, args.max_batch)
+            one_cpu = cpu_per_event(one, cpu.used(before, cpu.snapshot()), time.monotonic() - t0)
+            log(f"full ingest (1 member): {one}, cpu us/event {one_cpu}")
         lat = latency(info, lat_schema, lat_prefix, args.latency_rate, args.latency_seconds)
         log(f"latency: {lat}")
     finally:
         _drop(info.admin_url, schema)
+        _drop(info.admin_url, one_schema)
         _drop(info.admin_url, lat_schema)
         _delete_topics(bootstrap, prefix)
         _delete_topics(bootstrap, lat_prefix)
@@ -402,7 +460,17 @@ def main(argv: list[str] | None = None) -> int:
         # CPU per event of each process over the whole phase (start-up and idle exit included),
         # from wait4 for the consumer and /proc for the server processes; cores_busy near the
         # machine's core count means the machine, not one component, sets the rate.
-        "cpu_us_per_event": {"bare_consume": bare_cpu, "full_ingest": full_cpu},
+        "cpu_us_per_event": {
+            "bare_consume": bare_cpu,
+            "full_ingest": full_cpu,
+            "full_ingest_one_member": one_cpu,
+        },
+        "members": args.members,
+        # The same ingest as a single `ioc ingest` process, in the same run, for comparison.
+        "full_ingest_one_member": one,
+        "ratio_one_member_to_bare": None
+        if one is None
+        else round(one["events_per_s"] / bare["events_per_s"], 3),
         "latency": lat,
         "notes": [
             "events_per_s: records / time from the first record polled to the last offset "
@@ -411,7 +479,11 @@ def main(argv: list[str] | None = None) -> int:
             "ratio_full_to_bare_range also divides by the bare read repeated after (b).",
             "latency: payments stamped at send time; the k-th sent counts as visible when the "
             "payments KPI query (ioc.queries.payments, city transactions) reaches k.",
-            "max_rss_mb: peak resident memory of the `ioc ingest` process (wait4).",
+            "members: (b) runs that many `ioc ingest` processes in one consumer group, as the "
+            "README describes for scaling; its rate is events stored over the span from the "
+            "first record any member polled to the last offset commit of any.",
+            "max_rss_mb: peak resident memory of the largest `ioc ingest` process (wait4); "
+            "max_rss_mb_all_members adds up every member's peak.",
         ],
         "profiled": profile is not None,
         "max_batch": args.max_batch,

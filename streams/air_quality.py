@@ -48,6 +48,7 @@ WITH ins AS (
            coalesce(sum(no2), 0), count(no2), coalesce(sum(o3), 0), count(o3),
            coalesce(sum(so2), 0), count(so2), coalesce(sum(co), 0), count(co)
     FROM ins GROUP BY station_id, 3
+    ORDER BY station_id, 3
     ON CONFLICT (station_id, bucket) DO UPDATE SET
         ward_code = EXCLUDED.ward_code,
         readings = h.readings + EXCLUDED.readings,

@@ -21,7 +21,7 @@ import psycopg
 
 from streams.backoff import Backoff
 from streams.dead_letters import insert_dead_letters
-from streams.health import FeedDelta, RateWindow, write_health
+from streams.health import FeedDelta, RateWindow, leave_health, this_member, write_health
 from streams.source import DeadLetter, SourceRecord
 from streams.storage import prepare_staging
 from streams.topics import Feed
@@ -33,6 +33,11 @@ Connect = Callable[[], psycopg.Connection[Any]]
 # Errors that mean "this data cannot be stored", as opposed to "the database went away".
 DATA_ERRORS = (psycopg.DataError, psycopg.IntegrityError)
 LINK_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError)
+# Another member of the group held rows this batch needed, in an order that closed a cycle
+# (PostgreSQL cancels one side), e.g. two members storing the same redelivered events at a
+# rebalance. The transaction rolled back whole; running it again is all it takes.
+CONFLICT_ERRORS = (psycopg.errors.TransactionRollback,)
+CONFLICT_RETRY_S = 0.05
 
 
 class Abandoned(Exception):  # noqa: N818 - a control-flow signal, not an error
@@ -84,9 +89,12 @@ class BatchStore:
         backoff_cap_s: float = 5.0,
         rate_window_s: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        member: str | None = None,
     ) -> None:
         self.routes = dict(routes)
         self.stop = stop
+        # This process's name in feed_health_members (its own lag and rate).
+        self.member = member or this_member()
         self._connect = connect
         self._backoff = (backoff_initial_s, backoff_cap_s)
         self._clock = clock
@@ -127,6 +135,15 @@ class BatchStore:
             attempts += 1
             try:
                 deltas = self._transact(self._connection(), decoded, lag)
+            except CONFLICT_ERRORS as exc:
+                log.warning(
+                    "ingest: batch of %d conflicted with another consumer (%s); running it again",
+                    len(decoded.records),
+                    one_line(exc),
+                )
+                if self.stop.wait(CONFLICT_RETRY_S):
+                    raise Abandoned from None
+                continue
             except LINK_ERRORS as exc:
                 self._drop_connection()
                 delay = backoff.next_delay()
@@ -170,7 +187,7 @@ class BatchStore:
                 feed: window.rate(now, deltas[feed].inserted if feed in deltas else 0)
                 for feed, window in self._rates.items()
             }
-            write_health(conn, deltas, lag, rates)
+            write_health(conn, deltas, lag, rates, self.member)
         # Only now is the batch durable; the rate windows count it from here on.
         for feed, delta in deltas.items():
             self._rates[feed].add(now, delta.inserted)
@@ -184,7 +201,7 @@ class BatchStore:
         try:
             conn = self._connection()
             with conn.transaction():
-                write_health(conn, deltas, lag, rates)
+                write_health(conn, deltas, lag, rates, self.member)
         except LINK_ERRORS as exc:
             self._drop_connection()
             log.warning("ingest: health update skipped, database unavailable (%s)", one_line(exc))
@@ -209,6 +226,15 @@ class BatchStore:
                 conn.close()
 
     def close(self) -> None:
+        """Take this member's lag and rate out of feed_health_members, then disconnect."""
+        if self.connected:
+            try:
+                with self._connection().transaction():
+                    leave_health(self._connection(), self.member)
+            except LINK_ERRORS as exc:
+                log.warning(
+                    "ingest: could not remove this member's health rows (%s)", one_line(exc)
+                )
         self._drop_connection()
 
 

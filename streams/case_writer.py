@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 import psycopg
 from psycopg import sql
@@ -76,7 +76,9 @@ class CaseWriter(Generic[E]):
         events = [(a, a.event) for a in batch if isinstance(a.event, spec.event_type)]
         if not events:
             return result
-        existing = self._load(conn, sorted({spec.case_id(ev) for _, ev in events}))
+        ids = sorted({spec.case_id(ev) for _, ev in events})
+        lock_cases(conn, spec.case_table, ids)
+        existing = self._load(conn, ids)
         histories: dict[str, CaseHistory] = {}
         for case_id, rows in existing.items():
             hist = CaseHistory()
@@ -123,6 +125,21 @@ class CaseWriter(Generic[E]):
         times = [row[1] for _, row in inserted]
         result.last_event_time = max(t for t in times if isinstance(t, datetime))
         return result
+
+
+# Every case of the batch is locked, in key order, until the transaction ends: a member of the
+# group that holds one of them (the case's partition just moved, with a batch in flight) is
+# waited for, and the histories read after that include its events. Keyed messages keep a case on
+# one partition, so otherwise nobody waits.
+LOCK_CASES: Final = """
+SELECT count(pg_advisory_xact_lock(hashtext(%(table)s), k))
+FROM (SELECT DISTINCT hashtext(id) AS k FROM unnest(%(ids)s::text[]) AS id ORDER BY 1) AS s
+"""
+
+
+def lock_cases(conn: psycopg.Connection[Any], case_table: str, ids: Sequence[str]) -> None:
+    """Hold these cases of `case_table` for the rest of the transaction."""
+    conn.execute(LOCK_CASES, {"table": case_table, "ids": list(ids)})
 
 
 @functools.cache

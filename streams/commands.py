@@ -221,6 +221,9 @@ def ingest_command(args: argparse.Namespace, settings: Settings) -> int:
             "batches": totals.batches,
             "wall_s": time.monotonic() - started,
             "busy_s": busy,
+            # CLOCK_MONOTONIC is system-wide: members of one group can be lined up.
+            "first_record_at": totals.first_record_at,
+            "last_commit_at": totals.last_commit_at,
             "events_per_s": totals.records / busy if busy else None,
             # Where the time went (seconds, summed over batches): decoding on the polling
             # thread; the store's wall time vs its own CPU (the rest waits on PostgreSQL).

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -10,15 +12,36 @@ from typing import Any
 
 import psycopg
 
-# One statement for every feed of a batch; counters add up, times only move forward, and
-# lag/rate are this consumer's latest view.
+# One statement for every feed of a batch: this member's own row (its partitions' lag, its rate)
+# and the feed's row, where counters add up, times only move forward, and lag and rate are this
+# member's plus those of the group's other members that reported within MEMBER_FRESH_S. A
+# data-modifying CTE's rows are invisible to the rest of its statement, hence "others + mine".
 _UPSERT = """
+WITH u AS (
+    SELECT * FROM unnest(%(feed)s::text[], %(time)s::timestamptz[], %(touched)s::boolean[],
+                         %(n)s::bigint[], %(d)s::bigint[], %(x)s::bigint[], %(lag)s::bigint[],
+                         %(rate)s::double precision[]) AS u(f, t, touched, n, d, x, lag, rate)
+), mine AS (
+    INSERT INTO feed_health_members AS m (feed, member, consumer_lag, rate_per_s, updated_at)
+    SELECT f, %(member)s, lag, rate, now() FROM u
+    ON CONFLICT (feed, member) DO UPDATE SET
+        consumer_lag = EXCLUDED.consumer_lag,
+        rate_per_s   = EXCLUDED.rate_per_s,
+        updated_at   = now()
+    RETURNING 1
+), others AS (
+    SELECT feed, sum(consumer_lag) AS lag, sum(rate_per_s) AS rate
+    FROM feed_health_members
+    WHERE feed = ANY(%(feed)s) AND member <> %(member)s
+      AND updated_at > now() - make_interval(secs => %(fresh_s)s)
+    GROUP BY feed
+)
 INSERT INTO feed_health AS h (feed, last_event_time, last_ingest_at, events_total,
     duplicates_total, dead_letters, consumer_lag, rate_per_s, updated_at)
-SELECT f, t, CASE WHEN touched THEN now() END, n, d, x, lag, rate, now()
-FROM unnest(%(feed)s::text[], %(time)s::timestamptz[], %(touched)s::boolean[],
-            %(n)s::bigint[], %(d)s::bigint[], %(x)s::bigint[], %(lag)s::bigint[],
-            %(rate)s::double precision[]) AS u(f, t, touched, n, d, x, lag, rate)
+SELECT f, t, CASE WHEN touched THEN now() END, n, d, x,
+       u.lag + coalesce(o.lag, 0), u.rate + coalesce(o.rate, 0), now()
+FROM u LEFT JOIN others AS o ON o.feed = u.f
+ORDER BY f
 ON CONFLICT (feed) DO UPDATE SET
     last_event_time  = GREATEST(h.last_event_time, EXCLUDED.last_event_time),
     last_ingest_at   = COALESCE(EXCLUDED.last_ingest_at, h.last_ingest_at),
@@ -29,6 +52,15 @@ ON CONFLICT (feed) DO UPDATE SET
     rate_per_s       = EXCLUDED.rate_per_s,
     updated_at       = now()
 """
+# A member reports with every batch and at least every heartbeat (5 s); one silent for longer
+# than this has stopped or lost its database, and its partitions have other owners by now.
+MEMBER_FRESH_S = 20.0
+# Rows of members that died without leaving (SIGKILL) are removed after this long.
+_FORGET_MEMBERS = """
+DELETE FROM feed_health_members
+WHERE member = %(member)s OR updated_at < now() - make_interval(secs => %(forget_s)s)
+"""
+MEMBER_FORGET_S = 3600.0
 
 _SELECT = """
 SELECT feed, last_event_time, last_ingest_at, events_total, duplicates_total, dead_letters,
@@ -113,13 +145,19 @@ class RateWindow:
             self._sum -= self._samples.popleft()[1]
 
 
+def this_member() -> str:
+    """This process's name among the group's members: host and process id."""
+    return f"{socket.gethostname()}:{os.getpid()}"[:200]
+
+
 def write_health(
     conn: psycopg.Connection[Any],
     deltas: Mapping[str, FeedDelta],
     lag: Mapping[str, int | None],
     rates: Mapping[str, float],
+    member: str,
 ) -> None:
-    """Upsert one row per feed in `deltas` inside the caller's transaction."""
+    """Upsert one row per feed in `deltas`, and `member`'s own, inside the caller's transaction."""
     feeds = sorted(deltas)  # a fixed order keeps concurrent consumers from deadlocking
     if not feeds:
         return
@@ -134,8 +172,15 @@ def write_health(
             "x": [deltas[f].dead for f in feeds],
             "lag": [lag.get(f) for f in feeds],
             "rate": [round(rates.get(f, 0.0), 3) for f in feeds],
+            "member": member,
+            "fresh_s": MEMBER_FRESH_S,
         },
     )
+
+
+def leave_health(conn: psycopg.Connection[Any], member: str) -> None:
+    """Remove `member`'s rows (it is stopping) and those of members long gone."""
+    conn.execute(_FORGET_MEMBERS, {"member": member, "forget_s": MEMBER_FORGET_S})
 
 
 def read_health(conn: psycopg.Connection[Any]) -> list[FeedHealth]:

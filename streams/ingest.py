@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 
 from ioc.contracts import Rejected, WardIndex, decode_event
 from streams.batch_store import Abandoned, BatchStore, Connect, Decoded, Route, Stored
+from streams.health import this_member
 from streams.source import DeadLetter, RecordSource, SourceRecord, TopicPartition
 from streams.topics import Feed
 from streams.writer import Accepted, FeedWriter
@@ -166,6 +167,7 @@ class Ingestor:
         clock: Callable[[], float] = time.monotonic,
         wallclock: Callable[[], datetime] = lambda: datetime.now(UTC),
         on_batch: Callable[[BatchMetrics], None] | None = None,
+        member: str | None = None,
     ) -> None:
         self.source = source
         self.routes = dict(routes)
@@ -183,6 +185,7 @@ class Ingestor:
             backoff_cap_s=self.opts.db_backoff_cap_s,
             rate_window_s=self.opts.rate_window_s,
             clock=clock,
+            member=member or this_member(),
         )
         self._executor = (
             ThreadPoolExecutor(1, thread_name_prefix="ingest-store") if self.opts.pipeline else None
@@ -302,13 +305,14 @@ class Ingestor:
 
     def _lag_by_feed(self) -> dict[str, int | None]:
         lag = self.source.lag()
-        out: dict[str, int | None] = {}
         if lag is None:
-            return out
+            return {}
+        # A feed none of whose partitions this member holds adds nothing to the group's lag.
+        out: dict[str, int | None] = {r.feed.name: 0 for r in self.routes.values()}
         for tp, n in lag.items():
             route = self.routes.get(tp.topic)
             if route is not None:
-                out[route.feed.name] = (out.get(route.feed.name) or 0) + n
+                out[route.feed.name] = (out[route.feed.name] or 0) + n
         return out
 
     def close(self) -> None:

@@ -29,6 +29,8 @@ EVENT_COLUMNS: Final = (
 # The new rows are grouped once (`agg`, a few hundred rows per batch) and both hourly rollups
 # are summed from that. Buckets are UTC hours by date_bin, which is plain arithmetic, unlike
 # date_trunc on timestamptz, which converts through the session's time zone for every row.
+# Every rollup's rows are written in key order, the same in every member of a consumer group, so
+# two members adding to the same hours wait for each other but never deadlock.
 # Public counters are merchant types public_service_fee and tax; cashless is any channel but cash
 # (ioc.contracts.payments: PUBLIC_COUNTER_TYPES, is_cashless).
 INSERT_AND_ROLL_UP: Final = """
@@ -56,6 +58,7 @@ WITH ins AS (
                     0),
            coalesce(sum(n) FILTER (WHERE status = 'failed'), 0)
     FROM agg GROUP BY 1, 2
+    ORDER BY 1, 2
     ON CONFLICT (ward_code, bucket) DO UPDATE SET
         transactions = s.transactions + EXCLUDED.transactions,
         amount_vnd = s.amount_vnd + EXCLUDED.amount_vnd,
@@ -68,6 +71,7 @@ WITH ins AS (
     SELECT ward_code, bucket, channel, sum(n), sum(amount)
     FROM agg WHERE status = 'succeeded'
     GROUP BY 1, 2, 3
+    ORDER BY 1, 2, 3
     ON CONFLICT (ward_code, bucket, channel) DO UPDATE SET
         transactions = c.transactions + EXCLUDED.transactions,
         amount_vnd = c.amount_vnd + EXCLUDED.amount_vnd
@@ -76,6 +80,7 @@ WITH ins AS (
     INSERT INTO payment_merchant_days (ward_code, day, merchant_id)
     SELECT DISTINCT ward_code, (event_time AT TIME ZONE 'Asia/Ho_Chi_Minh')::date, merchant_id
     FROM ins WHERE status = 'succeeded' AND channel <> 'cash'
+    ORDER BY 1, 2, 3
     ON CONFLICT DO NOTHING
     RETURNING 1
 )

@@ -163,12 +163,17 @@ def add_to_rollup(
     key_columns: Sequence[str],
     increments: Mapping[tuple[object, ...], Mapping[str, float | int]],
 ) -> None:
-    """Add per-key counters to a rollup table (insert the key or add to what is there)."""
+    """Add per-key counters to a rollup table (insert the key or add to what is there).
+
+    Keys are written in sorted order, as every writer does, so concurrent consumers never
+    deadlock on them."""
     if not increments:
         return
     value_columns = tuple(sorted({c for inc in increments.values() for c in inc}))
     query = _add_to_rollup_query(table, tuple(key_columns), value_columns)
-    params = [(*key, *(inc.get(c, 0) for c in value_columns)) for key, inc in increments.items()]
+    params = [
+        (*key, *(inc.get(c, 0) for c in value_columns)) for key, inc in sorted(increments.items())
+    ]
     with conn.cursor() as cur:
         cur.executemany(query, params)
 
@@ -220,7 +225,7 @@ def _upsert_query(table: str, key_column: str, columns: tuple[str, ...]) -> byte
     )
     return (
         sql.SQL(
-            "INSERT INTO {t} ({cols}) SELECT {cols} FROM {stage} "
+            "INSERT INTO {t} ({cols}) SELECT {cols} FROM {stage} ORDER BY {key} "
             "ON CONFLICT ({key}) DO UPDATE SET {sets}, updated_at = now()"
         )
         .format(

@@ -15,10 +15,11 @@ MIGRATION_RE = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 RECORD_TABLE = "schema_migrations"
 WRITER_ROLE = "ioc_writer"
 READER_ROLE = "ioc_reader"
-# Access-control and dashboard tables (sql/006_auth.sql, 003) and the only privileges anyone but
-# the admin has on them: ingest none, the dashboard what login, sessions, acknowledgements and the
-# audit log need. Re-applied after
-# every migration because the blanket grants above them would otherwise widen them again.
+# Tables whose privileges differ from the blanket ones (read for both roles, insert and update for
+# ingest), with the only privileges anyone but the admin has on them: on the access-control and
+# dashboard tables (sql/006_auth.sql, 003) ingest has none and the dashboard what login,
+# sessions, acknowledgements and the audit log need. Re-applied after every migration because the
+# blanket grants would otherwise widen them again.
 AUTH_GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
     "users": {READER_ROLE: ("SELECT",)},
     "sessions": {READER_ROLE: ("SELECT", "INSERT", "DELETE")},
@@ -28,6 +29,11 @@ AUTH_GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
     # no business there. Granted here too, so a role created after 003 ran still gets it.
     "alert_acks": {READER_ROLE: ("SELECT", "INSERT")},
     "schema_migrations": {READER_ROLE: ("SELECT",), WRITER_ROLE: ("SELECT",)},
+    # The one table ingest deletes from: a member removes its own rows when it stops (sql/007).
+    "feed_health_members": {
+        READER_ROLE: ("SELECT",),
+        WRITER_ROLE: ("SELECT", "INSERT", "UPDATE", "DELETE"),
+    },
 }
 # Any constant works; it only has to be the same for every runner so two never interleave.
 _ADVISORY_LOCK_KEY = 0x10C_0001

@@ -66,7 +66,7 @@ def write(
                 delta.inserted += result.inserted
                 delta.add_time(max(a.event.event_time for a in accepted))
                 inserted[feed] += result.inserted
-            write_health(conn, deltas, lag or {}, {})
+            write_health(conn, deltas, lag or {}, {}, "dashboard-fill")
         pending.clear()
 
     for topic, key, value in messages:
@@ -98,7 +98,7 @@ def touch_health(
         d.add_time(event_time)
         deltas[feed] = d
     with conn.transaction():
-        write_health(conn, deltas, dict.fromkeys(deltas, lag), {})
+        write_health(conn, deltas, dict.fromkeys(deltas, lag), {}, "dashboard-fill")
 
 
 def daytime_offset(real_now: datetime) -> timedelta:

@@ -103,6 +103,7 @@ class FakeDB:
     down: int = 0  # connection attempts still to refuse
     break_next_txn: bool = False
     connects: int = 0
+    left: list[str] = field(default_factory=list)  # members that removed their health rows
 
 
 class FakeConn:
@@ -148,6 +149,9 @@ class FakeConn:
             return _Rows(new)
         if "INTO feed_health" in query:
             self.pending_health.append(params)
+            return _Rows([])
+        if "DELETE FROM feed_health_members" in query:
+            self.db.left.append(params["member"])
             return _Rows([])
         raise AssertionError(f"unexpected query {query[:40]}")
 

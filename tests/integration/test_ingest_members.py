@@ -1,0 +1,179 @@
+"""Two `ioc ingest` members of one consumer group, joining and leaving mid-stream, end with the
+same tables as one member alone; feed_health adds the members' lag and rate."""
+
+from __future__ import annotations
+
+import signal
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from ioc.db.connect import connector
+from ioc.db.migrate import migrate
+from ioc.services.state import ConnectionInfo
+from streams.health import MEMBER_FRESH_S, FeedDelta, leave_health, write_health
+from tests.support.ingest_run import (
+    RAW_TABLES,
+    count_raw,
+    health,
+    ingest_env,
+    per_topic,
+    produce,
+    run_ingest_until_idle,
+    simulated,
+    snapshot,
+    start_ingest,
+    topic_prefix,
+    wait_for,
+)
+
+# A weekday morning: dossiers and feedback cases open, move and close while members come and go.
+START = datetime(2025, 3, 4, 0, 0, tzinfo=UTC)
+DURATION = timedelta(hours=8)
+
+
+def _members(admin_url: str, schema: str) -> list[tuple[str, str]]:
+    with psycopg.connect(admin_url) as conn:
+        rows = conn.execute(
+            sql.SQL(
+                "SELECT DISTINCT feed, member FROM {}.feed_health_members ORDER BY 1, 2"
+            ).format(sql.Identifier(schema))
+        ).fetchall()
+    return [(str(f), str(m)) for f, m in rows]
+
+
+def test_two_members_joining_and_leaving_store_what_one_member_stores(
+    services: ConnectionInfo,
+    pg_admin_url: str,
+    pg_schema: str,
+    second_schema: str,
+    tmp_path: Path,
+) -> None:
+    assert services.writer_url and services.kafka_bootstrap
+    bootstrap = services.kafka_bootstrap
+    messages = simulated(START, DURATION, seed=21)
+    total = len(messages)
+    expected = per_topic(messages)
+    assert expected["ioc.dossiers.v1"] > 1_000 and expected["ioc.feedback.v1"] > 100
+    migrate(pg_admin_url, schema=pg_schema)
+    migrate(pg_admin_url, schema=second_schema)
+    with topic_prefix(bootstrap) as prefix:
+        produce(bootstrap, prefix, messages)
+
+        def env(schema: str, group: str) -> dict[str, str]:
+            return ingest_env(
+                db_url=str(services.writer_url),
+                schema=schema,
+                prefix=prefix,
+                bootstrap=bootstrap,
+                group=f"{group}-{uuid.uuid4().hex[:8]}",
+            )
+
+        run_ingest_until_idle(env(second_schema, "one"), tmp_path / "one.log")
+
+        # A starts alone; B joins once a fifth is stored, taking partitions from A while A's
+        # batches are in flight; A is stopped (SIGTERM) at three fifths, so B takes them all
+        # back. Small batches make many concurrent transactions on shared rollup rows.
+        group_env = env(pg_schema, "two")
+        log_a, log_b = tmp_path / "a.log", tmp_path / "b.log"
+        args = ("--max-batch", "400", "--stop-when-idle", "60")
+        a = start_ingest(group_env, log_a, *args)
+        b = None
+        try:
+            wait_for(lambda: count_raw(pg_admin_url, pg_schema) >= total // 5, 120, "a fifth")
+            b = start_ingest(group_env, log_b, *args)
+            wait_for(lambda: len({m for _, m in _members(pg_admin_url, pg_schema)}) == 2, 60, "B")
+            both_at = count_raw(pg_admin_url, pg_schema)
+            wait_for(lambda: count_raw(pg_admin_url, pg_schema) >= 3 * total // 5, 120, "3 fifths")
+            a.send_signal(signal.SIGTERM)
+            assert a.wait(timeout=30) == 0, log_a.read_text(errors="replace")[-2000:]
+            a_left_at = count_raw(pg_admin_url, pg_schema)
+            wait_for(lambda: count_raw(pg_admin_url, pg_schema) >= total, 120, "the rest")
+            b.send_signal(signal.SIGTERM)
+            assert b.wait(timeout=30) == 0, log_b.read_text(errors="replace")[-2000:]
+        finally:
+            for proc in (a, b):
+                if proc is not None and proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+    assert both_at < a_left_at < total, (both_at, a_left_at, total)
+
+    got, want = snapshot(pg_admin_url, pg_schema), snapshot(pg_admin_url, second_schema)
+    assert set(got) == set(want)
+    for table in sorted(want):
+        assert got[table] == want[table], f"table {table} differs"
+    for topic, table in RAW_TABLES.items():
+        stored = len(got[table]) + sum(1 for r in got["dead_letters"] if r[0].endswith(topic))
+        assert stored == expected.get(topic, 0), topic
+    assert health(pg_admin_url, pg_schema) == health(pg_admin_url, second_schema)
+    # Both members left: no stale lag or rate of theirs is added to anyone's any more.
+    assert _members(pg_admin_url, pg_schema) == []
+    text = log_a.read_text(errors="replace") + log_b.read_text(errors="replace")
+    assert "Traceback" not in text
+
+
+def _feed_row(conn: psycopg.Connection[Any]) -> tuple[Any, ...]:
+    row = conn.execute(
+        "SELECT consumer_lag, rate_per_s, events_total FROM feed_health WHERE feed = 'payments'"
+    ).fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+def test_feed_health_adds_the_fresh_members_lag_and_rate(
+    services: ConnectionInfo, pg_admin_url: str, pg_schema: str
+) -> None:
+    """Written as the ingest role, so its privileges on feed_health_members are checked too."""
+    assert services.writer_url
+    migrate(pg_admin_url, schema=pg_schema)
+    a = connector(services.writer_url, pg_schema, "test-a")()
+    b = connector(services.writer_url, pg_schema, "test-b")()
+    try:
+
+        def report(
+            conn: psycopg.Connection[Any], member: str, lag: int | None, rate: float
+        ) -> None:
+            with conn.transaction():
+                write_health(
+                    conn,
+                    {"payments": FeedDelta(inserted=1)},
+                    {"payments": lag},
+                    {"payments": rate},
+                    member,
+                )
+
+        report(a, "a", 5, 10.0)
+        assert _feed_row(a) == (5, 10.0, 1)
+        report(b, "b", 7, 3.5)
+        assert _feed_row(b) == (12, 13.5, 2)
+        report(a, "a", 1, 2.0)  # A's own row is replaced, B's is added
+        assert _feed_row(a) == (8, 5.5, 3)
+        report(b, "b", None, 1.0)  # B cannot see its lag: the group's lag is unknown
+        assert _feed_row(b)[:2] == (None, 3.0)
+        # A member silent for longer than MEMBER_FRESH_S no longer counts.
+        with psycopg.connect(pg_admin_url, autocommit=True) as admin:
+            admin.execute(
+                sql.SQL(
+                    "UPDATE {}.feed_health_members "
+                    "SET updated_at = now() - make_interval(secs => %s) WHERE member = 'a'"
+                ).format(sql.Identifier(pg_schema)),
+                (MEMBER_FRESH_S + 1,),
+            )
+        report(b, "b", 4, 1.0)
+        assert _feed_row(b)[:2] == (4, 1.0)
+        # A member that leaves takes its row with it; the next report counts only the others.
+        report(a, "a", 6, 2.0)
+        assert _feed_row(a)[:2] == (10, 3.0)
+        with a.transaction():
+            leave_health(a, "a")
+        report(b, "b", 4, 1.0)
+        assert _feed_row(b)[:2] == (4, 1.0)
+        members = b.execute("SELECT member FROM feed_health_members").fetchall()
+        assert members == [("b",)]
+    finally:
+        a.close()
+        b.close()
