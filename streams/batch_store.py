@@ -36,7 +36,12 @@ LINK_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError)
 # Another member of the group held rows this batch needed, in an order that closed a cycle
 # (PostgreSQL cancels one side), e.g. two members storing the same redelivered events at a
 # rebalance. The transaction rolled back whole; running it again is all it takes.
-CONFLICT_ERRORS = (psycopg.errors.TransactionRollback,)
+# (psycopg's classes for SQLSTATE 40P01 and 40001 do not derive from TransactionRollback.)
+CONFLICT_ERRORS = (
+    psycopg.errors.DeadlockDetected,
+    psycopg.errors.SerializationFailure,
+    psycopg.errors.TransactionRollback,
+)
 CONFLICT_RETRY_S = 0.05
 
 

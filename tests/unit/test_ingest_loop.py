@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -102,6 +103,7 @@ class FakeDB:
     health: dict[str, Any] = field(default_factory=dict)
     down: int = 0  # connection attempts still to refuse
     break_next_txn: bool = False
+    deadlock_next_txn: bool = False
     connects: int = 0
     left: list[str] = field(default_factory=list)  # members that removed their health rows
 
@@ -122,6 +124,9 @@ class FakeConn:
             self.db.break_next_txn = False
             self.closed = True
             raise psycopg.OperationalError("server closed the connection unexpectedly")
+        if self.db.deadlock_next_txn:
+            self.db.deadlock_next_txn = False  # rolled back whole; the connection stays usable
+            raise psycopg.errors.DeadlockDetected("deadlock detected")
         self.db.events.update(self.pending_events)
         self.db.dead.update(self.pending_dead)
         for params in self.pending_health:
@@ -342,6 +347,29 @@ def test_connection_lost_at_commit_retries_without_double_counting() -> None:
     assert metrics is not None and metrics.db_attempts == 2 and metrics.inserted == 8
     assert db.connects == 2  # the broken connection was replaced
     assert db.health["payments"]["events"] == 8
+
+
+def test_deadlock_with_another_member_runs_the_batch_again_on_the_same_connection(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    values = [payment(i) for i in range(8)]
+    ing, source, db = make(values, max_batch=8)
+    db.deadlock_next_txn = True
+    with caplog.at_level("WARNING", logger="streams.ingest"):
+        metrics = ing.step()
+    assert metrics is not None and metrics.db_attempts == 2 and metrics.inserted == 8
+    assert db.connects == 1
+    assert db.health["payments"]["events"] == 8
+    assert source.journal.count("offsets") == 1
+    assert "conflicted with another consumer" in caplog.text
+
+
+def test_close_takes_this_members_health_rows_out() -> None:
+    ing, _source, db = make([payment(i) for i in range(3)], max_batch=3)
+    ing.step()
+    ing.close()
+    assert db.left == [ing.store.member]
+    assert ing.store.member.endswith(f":{os.getpid()}")
 
 
 def test_stop_during_outage_abandons_the_batch_uncommitted() -> None:
