@@ -3,6 +3,7 @@ same tables as one member alone; feed_health adds the members' lag and rate."""
 
 from __future__ import annotations
 
+import re
 import signal
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -61,8 +62,9 @@ def test_two_members_joining_and_leaving_store_what_one_member_stores(
     assert expected["ioc.dossiers.v1"] > 1_000 and expected["ioc.feedback.v1"] > 100
     migrate(pg_admin_url, schema=pg_schema)
     migrate(pg_admin_url, schema=second_schema)
+    third = total // 3
+    phases = [messages[:third], messages[third : 2 * third], messages[2 * third :]]
     with topic_prefix(bootstrap) as prefix:
-        produce(bootstrap, prefix, messages)
 
         def env(schema: str, group: str) -> dict[str, str]:
             return ingest_env(
@@ -73,26 +75,28 @@ def test_two_members_joining_and_leaving_store_what_one_member_stores(
                 group=f"{group}-{uuid.uuid4().hex[:8]}",
             )
 
-        run_ingest_until_idle(env(second_schema, "one"), tmp_path / "one.log")
+        def stored(n: int, what: str) -> None:
+            wait_for(lambda: count_raw(pg_admin_url, pg_schema) >= n, 120, what)
 
-        # A starts alone; B joins once a fifth is stored, taking partitions from A while A's
-        # batches are in flight; A is stopped (SIGTERM) at three fifths, so B takes them all
-        # back. Small batches make many concurrent transactions on shared rollup rows.
+        # The stream arrives in thirds: A alone takes the first; B joins (a rebalance) and the
+        # two share the second; A stops (SIGTERM, another rebalance) and B takes the last.
+        # Small batches make many concurrent transactions on the same rollup rows.
         group_env = env(pg_schema, "two")
         log_a, log_b = tmp_path / "a.log", tmp_path / "b.log"
-        args = ("--max-batch", "400", "--stop-when-idle", "60")
+        args = ("--max-batch", "400", "--stop-when-idle", "120")
+        produce(bootstrap, prefix, phases[0])
         a = start_ingest(group_env, log_a, *args)
         b = None
         try:
-            wait_for(lambda: count_raw(pg_admin_url, pg_schema) >= total // 5, 120, "a fifth")
+            stored(len(phases[0]), "the first third, by A")
             b = start_ingest(group_env, log_b, *args)
             wait_for(lambda: len({m for _, m in _members(pg_admin_url, pg_schema)}) == 2, 60, "B")
-            both_at = count_raw(pg_admin_url, pg_schema)
-            wait_for(lambda: count_raw(pg_admin_url, pg_schema) >= 3 * total // 5, 120, "3 fifths")
+            produce(bootstrap, prefix, phases[1])
+            stored(2 * third, "the second third, by A and B")
             a.send_signal(signal.SIGTERM)
             assert a.wait(timeout=30) == 0, log_a.read_text(errors="replace")[-2000:]
-            a_left_at = count_raw(pg_admin_url, pg_schema)
-            wait_for(lambda: count_raw(pg_admin_url, pg_schema) >= total, 120, "the rest")
+            produce(bootstrap, prefix, phases[2])
+            stored(total, "the last third, by B")
             b.send_signal(signal.SIGTERM)
             assert b.wait(timeout=30) == 0, log_b.read_text(errors="replace")[-2000:]
         finally:
@@ -100,7 +104,13 @@ def test_two_members_joining_and_leaving_store_what_one_member_stores(
                 if proc is not None and proc.poll() is None:
                     proc.kill()
                     proc.wait()
-    assert both_at < a_left_at < total, (both_at, a_left_at, total)
+        # The reference: one member reads the whole stream.
+        run_ingest_until_idle(env(second_schema, "one"), tmp_path / "one.log")
+    done = [re.search(r"ingest: done; (\d+) records", p.read_text()) for p in (log_a, log_b)]
+    assert all(done), "both members log their totals"
+    by_member = [int(m.group(1)) for m in done if m]
+    # Each member stored a share of the second third, beyond its own third.
+    assert by_member[0] > third and by_member[1] > total - 2 * third, by_member
 
     got, want = snapshot(pg_admin_url, pg_schema), snapshot(pg_admin_url, second_schema)
     assert set(got) == set(want)
