@@ -75,6 +75,14 @@ class KafkaSource:
         }
         self._bootstrap = bootstrap
         self._consumer = _connect(factory, config, bootstrap, stop or threading.Event())
+        # Learn the topics' partitions before joining the group. Joining with no metadata yet
+        # gives an empty first assignment and relies on a second rebalance once it arrives; in
+        # one CI run that second rebalance never came and the member idled for minutes.
+        for topic in self._topics:
+            try:
+                self._consumer.partitions_for_topic(topic)
+            except KafkaError as exc:
+                log.warning("kafka: no metadata for %s yet (%s)", topic, exc)
         self._consumer.subscribe(list(self._topics), listener=_LogRebalance())
         self._lag: Mapping[TopicPartition, int] | None = None
         self._lag_at = float("-inf")

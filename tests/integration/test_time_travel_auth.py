@@ -38,8 +38,15 @@ def w(services: ConnectionInfo, pg_admin_url: str) -> Iterator[World]:
 
 @pytest.fixture(scope="module")
 def at(w: World) -> datetime:
-    """Six hours before the fill's end, on the timeline's 5-minute grid."""
-    return snap(w.now - timedelta(hours=6, minutes=2))
+    """Six hours before the fill's end, on the timeline's 5-minute grid; if that is before 09:00
+    in Hạ Long, 21:00 of the day before (window KPIs at T cover the day's completed hours, and
+    a ward can have no payment in the first hours after midnight)."""
+    moment = snap(w.now - timedelta(hours=6, minutes=2))
+    local = moment.astimezone(VN_TZ)
+    if local.hour < 9:
+        evening = local.replace(hour=21, minute=0, second=0, microsecond=0) - timedelta(days=1)
+        moment = snap(evening.astimezone(UTC))
+    return moment
 
 
 def post(client: Client, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
