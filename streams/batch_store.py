@@ -169,7 +169,10 @@ class BatchStore:
     def _transact(
         self, conn: psycopg.Connection[Any], decoded: Decoded, lag: Mapping[str, int | None]
     ) -> dict[str, FeedDelta]:
-        deltas: dict[str, FeedDelta] = {}
+        # Every feed's row is refreshed, not only those in the batch: a feed that has gone quiet
+        # while the others flow must show its rate falling and its lag, not the last busy values
+        # (heartbeats come only when the loop is idle).
+        deltas = {r.feed.name: FeedDelta() for r in self.routes.values()}
         now = self._clock()
         with conn.transaction():
             dead = list(decoded.dead)

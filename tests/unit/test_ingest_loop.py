@@ -205,6 +205,7 @@ def make(
     writer: FakeWriter | None = None,
     stop: threading.Event | None = None,
     pipeline: bool = False,
+    quiet_feed: bool = False,
 ) -> tuple[Ingestor, FakeSource, FakeDB]:
     journal: list[str] = []
     source = FakeSource.of(values, journal)
@@ -224,9 +225,12 @@ def make(
         db_backoff_cap_s=0.004,
         pipeline=pipeline,
     )
+    routes = {TOPIC: Route(BY_NAME["payments"], writer or FakeWriter())}
+    if quiet_feed:  # a second feed whose topic sends nothing
+        routes["t.ioc.dossiers.v1"] = Route(BY_NAME["dossiers"], FakeWriter())
     ing = Ingestor(
         source,
-        {TOPIC: Route(BY_NAME["payments"], writer or FakeWriter())},
+        routes,
         connect,
         Wards(),
         options=opts,
@@ -362,6 +366,14 @@ def test_deadlock_with_another_member_runs_the_batch_again_on_the_same_connectio
     assert db.health["payments"]["events"] == 8
     assert source.journal.count("offsets") == 1
     assert "conflicted with another consumer" in caplog.text
+
+
+def test_every_feeds_health_row_is_refreshed_by_a_batch_of_one_feed() -> None:
+    ing, _source, db = make([payment(i) for i in range(4)], max_batch=4, quiet_feed=True)
+    ing.step()
+    assert db.health["payments"]["events"] == 4
+    # The quiet feed's row was written too (its lag and rate), adding nothing to its counts.
+    assert db.health["dossiers"] == {"events": 0, "dead": 0, "dupes": 0, "lag": 0}
 
 
 def test_close_takes_this_members_health_rows_out() -> None:
