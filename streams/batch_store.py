@@ -237,8 +237,9 @@ class BatchStore:
         """Take this member's lag and rate out of feed_health_members, then disconnect."""
         if self.connected:
             try:
-                with self._connection().transaction():
-                    leave_health(self._connection(), self.member)
+                conn = self._connection()
+                with conn.transaction():
+                    leave_health(conn, self.member)
             except LINK_ERRORS as exc:
                 log.warning(
                     "ingest: could not remove this member's health rows (%s)", one_line(exc)

@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 
 from ioc.contracts import Rejected, WardIndex, decode_event
 from streams.batch_store import Abandoned, BatchStore, Connect, Decoded, Route, Stored
-from streams.health import this_member
 from streams.source import DeadLetter, RecordSource, SourceRecord, TopicPartition
 from streams.topics import Feed
 from streams.writer import Accepted, FeedWriter
@@ -185,7 +184,7 @@ class Ingestor:
             backoff_cap_s=self.opts.db_backoff_cap_s,
             rate_window_s=self.opts.rate_window_s,
             clock=clock,
-            member=member or this_member(),
+            member=member,
         )
         self._executor = (
             ThreadPoolExecutor(1, thread_name_prefix="ingest-store") if self.opts.pipeline else None

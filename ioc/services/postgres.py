@@ -188,12 +188,16 @@ def initdb(bindir: Path, root: Path, password: str, port: int, log: Log) -> Path
         )
     finally:
         pwfile.unlink(missing_ok=True)
-    preload = "timescaledb" if timescaledb_available(bindir) else None
     conf = data / "postgresql.conf"
     with conf.open("a", encoding="utf-8") as fh:
-        fh.write("\n" + render_conf(port, socket_dir, preload))
+        fh.write("\n" + render_conf(port, socket_dir, preload_for(bindir)))
     log(f"postgres: initialised cluster {data}")
     return data
+
+
+def preload_for(bindir: Path) -> str | None:
+    """The library the server must preload: TimescaleDB when this installation has it."""
+    return "timescaledb" if timescaledb_available(bindir) else None
 
 
 def refresh_conf(data: Path, port: int, socket_dir: Path | None, preload: str | None) -> None:
@@ -363,8 +367,7 @@ def up(data_dir: Path, previous: dict[str, Any] | None, log: Log) -> tuple[dict[
             entry[key] = secrets.token_urlsafe(24)
         initdb(bindir, root, str(entry["admin_password"]), port, log)
     else:
-        preload = "timescaledb" if timescaledb_available(bindir) else None
-        refresh_conf(data, port, socket_dir_for(root), preload)
+        refresh_conf(data, port, socket_dir_for(root), preload_for(bindir))
     entry.update(
         pid=None,
         port=port,

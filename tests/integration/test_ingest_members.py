@@ -21,6 +21,7 @@ from tests.support.ingest_run import (
     RAW_TABLES,
     count_raw,
     health,
+    health_members,
     ingest_env,
     per_topic,
     produce,
@@ -35,16 +36,6 @@ from tests.support.ingest_run import (
 # A weekday morning: dossiers and feedback cases open, move and close while members come and go.
 START = datetime(2025, 3, 4, 0, 0, tzinfo=UTC)
 DURATION = timedelta(hours=8)
-
-
-def _members(admin_url: str, schema: str) -> list[tuple[str, str]]:
-    with psycopg.connect(admin_url) as conn:
-        rows = conn.execute(
-            sql.SQL(
-                "SELECT DISTINCT feed, member FROM {}.feed_health_members ORDER BY 1, 2"
-            ).format(sql.Identifier(schema))
-        ).fetchall()
-    return [(str(f), str(m)) for f, m in rows]
 
 
 def test_two_members_joining_and_leaving_store_what_one_member_stores(
@@ -90,7 +81,9 @@ def test_two_members_joining_and_leaving_store_what_one_member_stores(
         try:
             stored(len(phases[0]), "the first third, by A")
             b = start_ingest(group_env, log_b, *args)
-            wait_for(lambda: len({m for _, m in _members(pg_admin_url, pg_schema)}) == 2, 60, "B")
+            wait_for(
+                lambda: len({m for _, m in health_members(pg_admin_url, pg_schema)}) == 2, 60, "B"
+            )
             produce(bootstrap, prefix, phases[1])
             stored(2 * third, "the second third, by A and B")
             a.send_signal(signal.SIGTERM)
@@ -121,7 +114,7 @@ def test_two_members_joining_and_leaving_store_what_one_member_stores(
         assert stored == expected.get(topic, 0), topic
     assert health(pg_admin_url, pg_schema) == health(pg_admin_url, second_schema)
     # Both members left: no stale lag or rate of theirs is added to anyone's any more.
-    assert _members(pg_admin_url, pg_schema) == []
+    assert health_members(pg_admin_url, pg_schema) == []
     text = log_a.read_text(errors="replace") + log_b.read_text(errors="replace")
     assert "Traceback" not in text
 

@@ -195,6 +195,17 @@ def health(admin_url: str, schema: str) -> dict[str, tuple[Any, ...]]:
     return {str(r[0]): tuple(r[1:]) for r in rows}
 
 
+def health_members(admin_url: str, schema: str) -> list[tuple[str, str]]:
+    """(feed, member) of every row in feed_health_members."""
+    with psycopg.connect(admin_url) as conn:
+        rows = conn.execute(
+            sql.SQL("SELECT feed, member FROM {}.feed_health_members ORDER BY 1, 2").format(
+                sql.Identifier(schema)
+            )
+        ).fetchall()
+    return [(str(f), str(m)) for f, m in rows]
+
+
 def wait_for(predicate: Any, timeout: float, what: str, every: float = 0.02) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
