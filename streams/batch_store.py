@@ -22,7 +22,7 @@ import psycopg
 from streams.backoff import Backoff
 from streams.dead_letters import insert_dead_letters
 from streams.health import FeedDelta, RateWindow, leave_health, this_member, write_health
-from streams.source import DeadLetter, SourceRecord
+from streams.source import DeadLetter, Record
 from streams.storage import prepare_staging
 from streams.topics import Feed
 from streams.writer import Accepted, FeedWriter, WriteResult
@@ -61,7 +61,7 @@ class Route:
 class Decoded:
     """A polled batch after decoding: accepted events per full topic, and the rejects."""
 
-    records: Sequence[SourceRecord]
+    records: Sequence[Record]
     accepted: dict[str, list[Accepted]] = field(default_factory=dict)
     dead: list[DeadLetter] = field(default_factory=list)
 

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 
 from ioc.contracts import Rejected, WardIndex, decode_event
 from streams.batch_store import Abandoned, BatchStore, Connect, Decoded, Route, Stored
-from streams.source import DeadLetter, RecordSource, SourceRecord, TopicPartition
+from streams.source import DeadLetter, Record, RecordSource, TopicPartition
 from streams.topics import Feed
 from streams.writer import Accepted, FeedWriter
 
@@ -89,7 +89,7 @@ class Totals:
 
 @dataclass
 class _InFlight:
-    records: Sequence[SourceRecord]
+    records: Sequence[Record]
     decoded: Decoded
     decode_s: float
     future: Future[Stored] | None = None
@@ -104,7 +104,7 @@ def _stored(job: _InFlight) -> Stored:
 
 
 def decode_batch(
-    records: Sequence[SourceRecord],
+    records: Sequence[Record],
     routes: Mapping[str, Route],
     wards: WardIndex,
     now: datetime,
@@ -133,7 +133,7 @@ def decode_batch(
     return out
 
 
-def committable(records: Sequence[SourceRecord]) -> dict[TopicPartition, int]:
+def committable(records: Sequence[Record]) -> dict[TopicPartition, int]:
     """The offsets to commit once `records` are stored: one past the last of each partition.
 
     Same as streams.source.next_offsets, with plain tuples in the per-record loop (cheaper).

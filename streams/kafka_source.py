@@ -14,7 +14,7 @@ from kafka.structs import OffsetAndMetadata
 from kafka.structs import TopicPartition as KafkaTP
 
 from streams.backoff import Backoff
-from streams.source import SourceRecord, TopicPartition
+from streams.source import Record, TopicPartition, flatten
 
 log = logging.getLogger("streams.kafka_source")
 
@@ -87,15 +87,10 @@ class KafkaSource:
         self._lag: Mapping[TopicPartition, int] | None = None
         self._lag_at = float("-inf")
 
-    def poll(self, max_records: int, timeout_s: float) -> Sequence[SourceRecord]:
+    def poll(self, max_records: int, timeout_s: float) -> Sequence[Record]:
         """Up to max_records records from the assigned partitions, in offset order per partition."""
         polled = self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
-        out: list[SourceRecord] = []
-        append = out.append
-        for records in polled.values():
-            for r in records:
-                append(SourceRecord(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp))
-        return out
+        return flatten(polled)
 
     def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Synchronous commit of next-offsets; a failure is logged (redelivery is harmless)."""

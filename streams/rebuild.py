@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from ioc.settings import Settings
-from streams.source import RecordSource, SourceRecord, TopicPartition
+from streams.source import Record, RecordSource, TopicPartition, flatten
 from streams.topics import BY_NAME
 
 log = logging.getLogger("streams.rebuild")
@@ -131,13 +131,9 @@ class AssignedKafkaSource:
         for tp, off in start.items():
             self._consumer.seek(self._tps[tp], off)
 
-    def poll(self, max_records: int, timeout_s: float) -> Sequence[SourceRecord]:
+    def poll(self, max_records: int, timeout_s: float) -> Sequence[Record]:
         polled = self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
-        return [
-            SourceRecord(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp)
-            for records in polled.values()
-            for r in records
-        ]
+        return flatten(polled)
 
     def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         from kafka.errors import KafkaError
@@ -184,7 +180,7 @@ class BoundedSource:
         self._end = dict(end)
         self._next = {tp: start.get(tp, 0) for tp in end}
 
-    def poll(self, max_records: int, timeout_s: float) -> Sequence[SourceRecord]:
+    def poll(self, max_records: int, timeout_s: float) -> Sequence[Record]:
         out = []
         for r in self._inner.poll(max_records, timeout_s):
             tp = TopicPartition(r.topic, r.partition)

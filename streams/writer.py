@@ -10,7 +10,7 @@ from typing import Any, Protocol
 import psycopg
 
 from ioc.contracts import Event
-from streams.source import DeadLetter, SourceRecord
+from streams.source import DeadLetter, Record
 from streams.topics import Feed
 
 
@@ -18,7 +18,7 @@ from streams.topics import Feed
 class Accepted:
     """A record whose bytes decoded into a valid event of its feed."""
 
-    record: SourceRecord
+    record: Record
     event: Event
 
 
