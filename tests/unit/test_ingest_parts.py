@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
+from kafka.consumer.fetcher import ConsumerRecord
+from kafka.structs import TopicPartition as KafkaTP
 
+from ioc.contracts import PaymentEvent, encode_event
 from streams.backoff import Backoff
+from streams.batch_store import Route
 from streams.commands import format_status
 from streams.dead_letters import MAX_DETAIL_CHARS, clean_detail
 from streams.health import FeedDelta, FeedHealth, RateWindow
+from streams.ingest import decode_batch
+from streams.kafka_source import KafkaSource
+from streams.source import flatten
+from streams.topics import BY_NAME
+from streams.writers import WRITERS
 
 
 def test_backoff_doubles_up_to_the_cap_and_resets() -> None:
@@ -74,3 +84,74 @@ def test_status_table_shows_age_lag_rate_and_counts() -> None:
     assert pay == ["payments", "2025-05-01T09:59:18+00:00", "42", "300", "812.3", "7", "1234"]
     assert lines[2].split() == ["dossiers", "-", "-", "-", "-", "0", "0"]
     assert format_status([]).splitlines()[1].startswith("(no feed")
+
+
+def _consumer_record(topic: str, partition: int, offset: int, value: bytes) -> Any:
+    return ConsumerRecord(
+        topic, partition, 0, offset, 1_000, 0, b"k", value, [], None, 1, len(value), -1
+    )
+
+
+class _FakeConsumer:
+    """Only what KafkaSource calls on kafka-python's KafkaConsumer during set-up and poll."""
+
+    def __init__(self, polled: dict[Any, list[Any]], **_config: Any) -> None:
+        self.polled = polled
+
+    def partitions_for_topic(self, topic: str) -> set[int]:
+        return {0, 1}
+
+    def subscribe(self, topics: list[str], listener: Any = None) -> None:
+        self.topics = topics
+
+    def poll(self, timeout_ms: int, max_records: int) -> dict[Any, list[Any]]:
+        return self.polled
+
+
+def test_kafka_source_hands_over_kafka_pythons_records_in_partition_order() -> None:
+    p0 = [_consumer_record("t", 0, o, b"a%d" % o) for o in (5, 6)]
+    p1 = [_consumer_record("t", 1, o, b"b%d" % o) for o in (0, 1, 2)]
+    polled = {KafkaTP("t", 0): p0, KafkaTP("t", 1): p1}
+    source = KafkaSource(
+        "127.0.0.1:9", "g", ["t"], factory=lambda **cfg: _FakeConsumer(polled, **cfg)
+    )
+    got = source.poll(100, 0.1)
+    assert [id(r) for r in got] == [id(r) for r in p0 + p1]  # the same objects, not copies
+    assert [(r.partition, r.offset, r.value) for r in got[:3]] == [
+        (0, 5, b"a5"),
+        (0, 6, b"a6"),
+        (1, 0, b"b0"),
+    ]
+    assert flatten({KafkaTP("t", 1): p1}) is p1
+    assert flatten({}) == []
+
+
+def test_decode_batch_reads_a_kafka_python_record() -> None:
+    now = datetime(2025, 3, 10, 3, 0, tzinfo=UTC)
+    ev = PaymentEvent(
+        event_id="e-1",
+        event_time=now - timedelta(minutes=1),
+        payment_id="p-1",
+        merchant_id="m-1",
+        ward_code="06649",
+        merchant_type="shop",
+        channel="vietqr",
+        amount_vnd=120_000,
+        status="succeeded",
+    )
+    good = _consumer_record("ioc.payments.v1", 0, 7, encode_event(ev))
+    bad = _consumer_record("ioc.payments.v1", 0, 8, b"{not json")
+    routes = {"ioc.payments.v1": Route(BY_NAME["payments"], WRITERS["payments"])}
+
+    class Wards:
+        def __contains__(self, code: str) -> bool:
+            return code == "06649"
+
+        def ward_at(self, lat: float, lon: float) -> str | None:
+            return None
+
+    decoded = decode_batch([good, bad], routes, Wards(), now)
+    [accepted] = decoded.accepted["ioc.payments.v1"]
+    assert accepted.record is good and accepted.event == ev
+    [dead] = decoded.dead
+    assert dead.record is bad and dead.reason == "not_json"
