@@ -36,6 +36,11 @@ CONSUMER_TUNING: dict[str, Any] = {
     "heartbeat_interval_ms": 2_000,
     # kafka-python's metrics cost a few percent of CPU per record and nothing reads them here.
     "metrics_enabled": False,
+    # A member sees new partitions (the README's way to scale: raise them to a multiple of the
+    # members) or a topic whose metadata was incomplete when it joined within seconds, not after
+    # kafka-python's default 5 minutes: the changed metadata makes the group rebalance. Seen by
+    # hand once: `ioc ingest` started right after `ioc services up` got 0 partitions and idled.
+    "metadata_max_age_ms": 5_000,
 }
 LAG_CACHE_S = 3.0
 # Each attempt to reach a broker gives up after this long, so every retry is logged.
