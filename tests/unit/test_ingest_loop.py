@@ -12,12 +12,14 @@ from typing import Any
 
 import psycopg
 import pytest
+from kafka.consumer.fetcher import ConsumerRecord
 
-from ioc.contracts import PaymentEvent, encode_event
+from ioc.contracts import PaymentEvent, decode_event, encode_event
 from streams.ingest import IngestOptions, Ingestor, Route, decode_batch
 from streams.source import SourceRecord, TopicPartition, next_offsets
 from streams.topics import BY_NAME
 from streams.writer import Accepted, WriteResult
+from streams.writers import WRITERS
 
 NOW = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
 TOPIC = "t.ioc.payments.v1"
@@ -471,3 +473,19 @@ def test_lag_reaches_the_health_row(down: int) -> None:
     db.down = down
     ing.step()
     assert db.health["payments"]["lag"] == 6
+
+
+def test_decode_batch_reads_kafka_pythons_records() -> None:
+    # KafkaSource hands these over as they are (streams.source.Record), not copied.
+    def record(offset: int, value: bytes) -> ConsumerRecord:
+        return ConsumerRecord(TOPIC, 0, 0, offset, 1_000, 0, None, value, [], None, -1, 9, -1)
+
+    good, bad = record(7, payment(1)), record(8, b"{not json")
+    routes = {TOPIC: Route(BY_NAME["payments"], WRITERS["payments"])}
+    decoded = decode_batch([good, bad], routes, Wards(), NOW)
+    [accepted] = decoded.accepted[TOPIC]
+    assert accepted.record is good and accepted.event == decode_event(
+        payment(1), wards=Wards(), now=NOW
+    )
+    [dead] = decoded.dead
+    assert dead.record is bad and dead.reason == "not_json"

@@ -9,17 +9,12 @@ import pytest
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.structs import TopicPartition as KafkaTP
 
-from ioc.contracts import PaymentEvent, encode_event
 from streams.backoff import Backoff
-from streams.batch_store import Route
 from streams.commands import format_status
 from streams.dead_letters import MAX_DETAIL_CHARS, clean_detail
 from streams.health import FeedDelta, FeedHealth, RateWindow
-from streams.ingest import decode_batch
 from streams.kafka_source import KafkaSource
 from streams.source import flatten
-from streams.topics import BY_NAME
-from streams.writers import WRITERS
 
 
 def test_backoff_doubles_up_to_the_cap_and_resets() -> None:
@@ -124,34 +119,3 @@ def test_kafka_source_hands_over_kafka_pythons_records_in_partition_order() -> N
     ]
     assert flatten({KafkaTP("t", 1): p1}) is p1
     assert flatten({}) == []
-
-
-def test_decode_batch_reads_a_kafka_python_record() -> None:
-    now = datetime(2025, 3, 10, 3, 0, tzinfo=UTC)
-    ev = PaymentEvent(
-        event_id="e-1",
-        event_time=now - timedelta(minutes=1),
-        payment_id="p-1",
-        merchant_id="m-1",
-        ward_code="06649",
-        merchant_type="shop",
-        channel="vietqr",
-        amount_vnd=120_000,
-        status="succeeded",
-    )
-    good = _consumer_record("ioc.payments.v1", 0, 7, encode_event(ev))
-    bad = _consumer_record("ioc.payments.v1", 0, 8, b"{not json")
-    routes = {"ioc.payments.v1": Route(BY_NAME["payments"], WRITERS["payments"])}
-
-    class Wards:
-        def __contains__(self, code: str) -> bool:
-            return code == "06649"
-
-        def ward_at(self, lat: float, lon: float) -> str | None:
-            return None
-
-    decoded = decode_batch([good, bad], routes, Wards(), now)
-    [accepted] = decoded.accepted["ioc.payments.v1"]
-    assert accepted.record is good and accepted.event == ev
-    [dead] = decoded.dead
-    assert dead.record is bad and dead.reason == "not_json"
