@@ -9,8 +9,8 @@ from typing import Any, Protocol
 
 class Record(Protocol):
     """What the ingest loop reads of a message. kafka-python's ConsumerRecord has these, so the
-    Kafka sources hand their records over as they are: copying each into a SourceRecord cost
-    about 8 % of a one-process ingest's interpreter time (py-spy, 400k events)."""
+    Kafka sources hand their records over as they are: copying each into a SourceRecord, with
+    the loop around it, took about 13 % of a one-process ingest's main thread (py-spy, 400k)."""
 
     @property
     def topic(self) -> str: ...
@@ -79,12 +79,14 @@ class DeadLetter:
 
 def next_offsets(records: Sequence[Record]) -> dict[TopicPartition, int]:
     """The offsets to commit after `records` are stored: one past the last of each partition."""
-    out: dict[TopicPartition, int] = {}
-    for rec in records:
-        tp = TopicPartition(rec.topic, rec.partition)
-        if rec.offset + 1 > out.get(tp, -1):
-            out[tp] = rec.offset + 1
-    return out
+    # Runs once per record of every batch: plain tuples as keys, TopicPartitions only at the end.
+    last: dict[tuple[str, int], int] = {}
+    get = last.get
+    for r in records:
+        key = (r.topic, r.partition)
+        if r.offset > get(key, -1):
+            last[key] = r.offset
+    return {TopicPartition(t, p): off + 1 for (t, p), off in last.items()}
 
 
 def flatten(polled: Mapping[Any, list[Any]]) -> list[Record]:
