@@ -16,6 +16,7 @@ setup: system venv
 
 system:
 	bash scripts/setup-system.sh
+	bash scripts/setup-timescaledb.sh
 
 venv: $(VENV)/.installed
 

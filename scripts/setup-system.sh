@@ -1,9 +1,9 @@
 #!/bin/sh
 # System packages the real-service tests need on Debian 12: PostgreSQL server (tables step),
-# Java 17 + Maven (Kafka broker jars, topic step), Chromium + chromedriver (browser tests).
+# Java 17 + Maven (Kafka broker jars, topic step), Chromium + chromedriver (browser tests), kcat
+# (a librdkafka producer for the codec tests).
 # Idempotent: installs only what is missing, runs `apt-get update` only then, never prompts.
-# TimescaleDB: Debian 12 has no timescaledb package (checked with apt-cache), so plain
-# PostgreSQL is what this installs; the schema works on both.
+# TimescaleDB: Debian 12 has no timescaledb package; scripts/setup-timescaledb.sh builds it.
 set -eu
 
 missing=""
@@ -51,6 +51,13 @@ if command -v chromedriver >/dev/null 2>&1; then
     echo "setup-system: chromedriver present"
 else
     want chromium-driver
+fi
+
+if command -v kcat >/dev/null 2>&1; then
+    echo "setup-system: kcat present"
+else
+    # A third-party (librdkafka) producer for the codec tests: what real services send.
+    want kcat
 fi
 
 if [ -z "$missing" ]; then

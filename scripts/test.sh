@@ -5,6 +5,13 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
+# What proves the plain-PostgreSQL path: migrations, the truth test, the dashboard, redelivery.
+PLAIN_TESTS=(
+    tests/integration/test_migrations.py
+    tests/integration/test_timescaledb.py
+    tests/integration/test_ingest_truth.py
+    tests/integration/test_dashboard.py
+)
 
 was_up=0
 if $BIN/ioc services status >/dev/null 2>&1; then was_up=1; fi
@@ -23,8 +30,12 @@ echo "== services"
 $BIN/ioc services up || { echo "services did not start; see the logs named above"; exit 1; }
 $BIN/ioc services status
 
-echo "== tests"
+echo "== tests (database ioc: TimescaleDB when the server has it; the header says which)"
 $BIN/pytest -ra "$@" || failed+=("pytest")
+
+# The plain-PostgreSQL path on the same server: database ioc_plain never gets the extension.
+echo "== tests on plain PostgreSQL (database ioc_plain)"
+IOC_TEST_DATABASE=ioc_plain $BIN/pytest -ra "${PLAIN_TESTS[@]}" || failed+=("pytest (plain PostgreSQL)")
 
 if [ "${#failed[@]}" -gt 0 ]; then
     echo "FAILED: ${failed[*]}"

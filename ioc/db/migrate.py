@@ -107,6 +107,11 @@ def _try_timescaledb(conn: psycopg.Connection[tuple[object, ...]]) -> bool:
     ).fetchone()
     if available is None:
         return False
+    # A database can opt out (ALTER DATABASE d SET ioc.timescaledb = 'off'): the same server then
+    # proves the plain-PostgreSQL path, as `ioc services up` does with database ioc_plain.
+    opted_out = conn.execute("SELECT current_setting('ioc.timescaledb', true)").fetchone()
+    if opted_out is not None and str(opted_out[0]).lower() in ("off", "false", "0"):
+        return False
     try:
         with conn.transaction():
             conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")

@@ -18,6 +18,7 @@ from ioc.services.proc import Log
 from ioc.services.state import (
     ADMIN_ROLE,
     DATABASE,
+    PLAIN_DATABASE,
     READER_ROLE,
     WRITER_ROLE,
     ServiceError,
@@ -307,12 +308,16 @@ def provision(entry: dict[str, Any], with_timescaledb: bool) -> str:
     """Database ioc, roles ioc_writer/ioc_reader with the recorded passwords; SELECT version()."""
     port = int(entry["port"])
     admin = postgres_url(ADMIN_ROLE, str(entry["admin_password"]), port)
+    ext: tuple[Any, ...] | None = None
     with connect(admin, "postgres") as conn:
-        exists = conn.execute(
-            "SELECT 1 FROM pg_database WHERE datname = %s", (DATABASE,)
-        ).fetchone()
-        if exists is None:
-            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(DATABASE)))
+        for db in (DATABASE, PLAIN_DATABASE):
+            _create_database(conn, db)
+        # The plain database never gets TimescaleDB, so one server proves both paths.
+        conn.execute(
+            sql.SQL("ALTER DATABASE {} SET ioc.timescaledb = 'off'").format(
+                sql.Identifier(PLAIN_DATABASE)
+            )
+        )
         for role, key in ((WRITER_ROLE, "writer_password"), (READER_ROLE, "reader_password")):
             found = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
             verb = sql.SQL("ALTER") if found else sql.SQL("CREATE")
@@ -321,11 +326,12 @@ def provision(entry: dict[str, Any], with_timescaledb: bool) -> str:
                     verb, sql.Identifier(role), sql.Literal(str(entry[key]))
                 )
             )
-            conn.execute(
-                sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
-                    sql.Identifier(DATABASE), sql.Identifier(role)
+            for db in (DATABASE, PLAIN_DATABASE):
+                conn.execute(
+                    sql.SQL("GRANT CONNECT ON DATABASE {} TO {}").format(
+                        sql.Identifier(db), sql.Identifier(role)
+                    )
                 )
-            )
         # Read-only is enforced by grants alone (the migrations'), so that a missing grant
         # shows as "permission denied" in tests; reset what an earlier version set here.
         conn.execute(
@@ -334,12 +340,26 @@ def provision(entry: dict[str, Any], with_timescaledb: bool) -> str:
             )
         )
         version_row = conn.execute("SELECT version()").fetchone()
-    with connect(admin, DATABASE) as conn:
-        for role in (WRITER_ROLE, READER_ROLE):
-            conn.execute(sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(sql.Identifier(role)))
-        if with_timescaledb:
-            conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
-    return str(version_row[0]) if version_row else "unknown"
+    for db in (DATABASE, PLAIN_DATABASE):
+        with connect(admin, db) as conn:
+            for role in (WRITER_ROLE, READER_ROLE):
+                conn.execute(
+                    sql.SQL("GRANT USAGE ON SCHEMA public TO {}").format(sql.Identifier(role))
+                )
+            if with_timescaledb and db == DATABASE:
+                conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+                ext = conn.execute(
+                    "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'"
+                ).fetchone()
+    version = str(version_row[0]).split(" on ")[0] if version_row else "unknown"
+    # The log and `ioc services status` say which engine the tests ran on.
+    return f"{version} + TimescaleDB {ext[0]}" if with_timescaledb and ext else version
+
+
+def _create_database(conn: psycopg.Connection[Any], name: str) -> None:
+    exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
+    if exists is None:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
 def up(data_dir: Path, previous: dict[str, Any] | None, log: Log) -> tuple[dict[str, Any], bool]:

@@ -15,6 +15,8 @@ from urllib.parse import quote
 STATE_FILE = "services.json"
 PROC = Path("/proc")
 DATABASE = "ioc"
+# The same server's second database, kept without TimescaleDB (tests prove the plain path on it).
+PLAIN_DATABASE = "ioc_plain"
 ADMIN_ROLE = "ioc_admin"
 WRITER_ROLE = "ioc_writer"
 READER_ROLE = "ioc_reader"

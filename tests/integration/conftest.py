@@ -8,10 +8,12 @@ started or does not answer fails the run (never a skip: CI must not pass without
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -22,6 +24,8 @@ from psycopg import sql
 from ioc.services import manager
 from ioc.services.kafka import metadata_answers
 from ioc.services.state import (
+    DATABASE,
+    PLAIN_DATABASE,
     ConnectionInfo,
     ServiceError,
     default_cache_dir,
@@ -50,6 +54,10 @@ def _versions(info: ConnectionInfo) -> list[str]:
             with psycopg.connect(info.admin_url, connect_timeout=5) as conn:
                 row = conn.execute("SELECT version()").fetchone()
             lines.append(f"PostgreSQL server: {row[0] if row else 'unknown'}")
+            lines.append(
+                f"Test database: {urlsplit(info.admin_url).path.lstrip('/')} on "
+                f"{_engine(info.admin_url)}"
+            )
         except psycopg.Error as exc:
             lines.append(f"PostgreSQL server: not answering ({exc})")
     if info.kafka_bootstrap:
@@ -67,7 +75,7 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         info = read_connection_info(DATA_DIR)
     except ServiceError:
         return []
-    return _versions(info)
+    return _versions(_in_test_database(info))
 
 
 def _write(config: pytest.Config, line: str) -> None:
@@ -105,12 +113,53 @@ def services(request: pytest.FixtureRequest) -> Iterator[ConnectionInfo]:
             pytest.fail(f"integration services could not start: {exc}", pytrace=False)
         if started:
             log(f"started {', '.join(started)} in {DATA_DIR} for this session")
+        info = _in_test_database(info)
         _check(info)
         for line in _versions(info):
             log(line)
         yield info
     finally:
         manager.release_lease(DATA_DIR, lease, log)
+
+
+def suite_database() -> str:
+    """The database the suite runs in: ioc (TimescaleDB when the server has it) by default, or
+    IOC_TEST_DATABASE=ioc_plain, the same server's database kept without TimescaleDB."""
+    return os.environ.get("IOC_TEST_DATABASE", DATABASE)
+
+
+def _in_database(url: str, dbname: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{dbname}"))
+
+
+def _in_test_database(info: ConnectionInfo) -> ConnectionInfo:
+    dbname = suite_database()
+    if dbname == DATABASE:
+        return info
+    if dbname != PLAIN_DATABASE:
+        pytest.fail(f"IOC_TEST_DATABASE={dbname!r}: use {DATABASE} or {PLAIN_DATABASE}")
+    urls = (info.admin_url, info.writer_url, info.reader_url)
+    if not all(urls):
+        return info
+    return dataclasses.replace(
+        info,
+        admin_url=_in_database(str(info.admin_url), dbname),
+        writer_url=_in_database(str(info.writer_url), dbname),
+        reader_url=_in_database(str(info.reader_url), dbname),
+    )
+
+
+def _engine(admin_url: str) -> str:
+    """'TimescaleDB <version>' or 'plain PostgreSQL': the test database as migrate sees it."""
+    with psycopg.connect(admin_url, connect_timeout=5) as conn:
+        row = conn.execute(
+            "SELECT extversion FROM pg_extension WHERE extname = 'timescaledb'"
+        ).fetchone()
+        opt = conn.execute("SELECT current_setting('ioc.timescaledb', true)").fetchone()
+    if row is None or (opt is not None and opt[0] == "off"):
+        return "plain PostgreSQL"
+    return f"TimescaleDB {row[0]}"
 
 
 def _check(info: ConnectionInfo) -> None:
