@@ -80,4 +80,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m ioc.cli` runs this file as __main__, a second copy of the module: commands raise
+    # ioc.cli.CommandError, which only the imported module's main() catches as a one-line error.
+    from ioc.cli import main as imported_main
+
+    sys.exit(imported_main())

@@ -6,7 +6,10 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from datetime import UTC, date, datetime
 from pathlib import Path
+
+from ioc.contracts.base import EARLIEST_EVENT_TIME
 
 PREFIX = "IOC_"
 _TOPIC_PREFIX_RE = re.compile(r"^[A-Za-z0-9._-]*$")
@@ -25,6 +28,8 @@ class Settings:
     kafka_bootstrap: str | None = None
     topic_prefix: str = ""
     consumer_group: str = "ioc-ingest"
+    # Ingest dead-letters events dated before this as too_old (a device with a reset clock).
+    earliest_event_time: datetime = EARLIEST_EVENT_TIME
     city_pack: str = "halong"
     dashboard_host: str = "127.0.0.1"
     dashboard_port: int = 8050
@@ -41,6 +46,9 @@ class Settings:
     # address (login limits, audit log) and https are read from that many hops. 0 = no proxy,
     # and then such headers are ignored, since anyone can send them.
     trusted_proxies: int = 0
+    # Seconds `ioc simulate`/`ioc replay --to kafka` wait for a broker that went away before
+    # giving up (they keep their place meanwhile); 0 gives up at once.
+    kafka_patience: float = 300.0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -64,12 +72,9 @@ class Settings:
         for name in ("consumer_group", "city_pack", "db_schema"):
             raw = env.get(PREFIX + name.upper())
             if raw is not None:
-                if not _NAME_RE.match(raw):
-                    raise SettingsError(
-                        f"{PREFIX}{name.upper()}={raw!r} must be a non-empty name of letters, "
-                        "digits, '.', '_' or '-'"
-                    )
-                values[name] = raw
+                values[name] = parse_name(PREFIX + name.upper(), raw)
+        if (raw := env.get("IOC_EARLIEST_EVENT_TIME")) is not None:
+            values["earliest_event_time"] = parse_instant("IOC_EARLIEST_EVENT_TIME", raw)
         if (raw := env.get("IOC_DASHBOARD_HOST")) is not None:
             if not raw.strip():
                 raise SettingsError("IOC_DASHBOARD_HOST is empty; give a host such as 127.0.0.1")
@@ -90,6 +95,8 @@ class Settings:
             values["cookie_secure"] = parse_bool("IOC_COOKIE_SECURE", raw)
         if (raw := env.get("IOC_TRUSTED_PROXIES")) is not None:
             values["trusted_proxies"] = parse_hops("IOC_TRUSTED_PROXIES", raw)
+        if (raw := env.get("IOC_KAFKA_PATIENCE")) is not None:
+            values["kafka_patience"] = parse_patience("IOC_KAFKA_PATIENCE", raw)
         if "kafka_bootstrap" in values:
             check_bootstrap("IOC_KAFKA_BOOTSTRAP", str(values["kafka_bootstrap"]))
         if "database_url" in values:
@@ -99,6 +106,16 @@ class Settings:
     def topic(self, base: str) -> str:
         """The full topic name for a feed's base topic, e.g. ioc.payments.v1."""
         return self.topic_prefix + base
+
+
+def parse_name(name: str, raw: str) -> str:
+    """A non-empty name of letters, digits, '.', '_' or '-' (a group, pack or schema), or
+    SettingsError naming the variable or option."""
+    if not _NAME_RE.match(raw):
+        raise SettingsError(
+            f"{name}={raw!r} must be a non-empty name of letters, digits, '.', '_' or '-'"
+        )
+    return raw
 
 
 def _int_in_range(name: str, raw: str, low: int, high: int, what: str) -> int:
@@ -131,6 +148,23 @@ def parse_hours(name: str, raw: str) -> float:
     if not 0.1 <= hours <= 720:
         raise SettingsError(f"{name}={raw!r} is out of range (0.1-720 hours)")
     return hours
+
+
+_PATIENCE_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|min|h)?$")
+_PATIENCE_UNITS = {None: 1.0, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+MAX_PATIENCE_S = 86_400.0
+
+
+def parse_patience(name: str, raw: str) -> float:
+    """Seconds to wait for a broker: 300, 90s, 5m or 1h, from 0 to 24 h; SettingsError naming
+    the option or variable otherwise."""
+    found = _PATIENCE_RE.match(raw.strip().lower())
+    if not found:
+        raise SettingsError(f"{name}={raw!r} is not a duration (e.g. 300, 90s, 5m, 1h)")
+    seconds = float(found.group(1)) * _PATIENCE_UNITS[found.group(2)]
+    if seconds > MAX_PATIENCE_S:
+        raise SettingsError(f"{name}={raw!r} is out of range (0 s to 24 h)")
+    return seconds
 
 
 def parse_bool(name: str, raw: str) -> bool:
@@ -170,3 +204,32 @@ def check_database_url(name: str, raw: str) -> None:
     if raw.startswith(("postgresql://", "postgres://")) or "=" in raw:
         return
     raise SettingsError(f"{name}={raw!r} must be a postgresql:// URL or libpq key=value string")
+
+
+def parse_instant(name: str, raw: str, now: datetime | None = None) -> datetime:
+    """An ISO 8601 date (midnight UTC) or date-time with its offset, not after now; else
+    SettingsError naming the variable."""
+    text = raw.strip()
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        pass
+    else:
+        return _not_after_now(name, raw, datetime(day.year, day.month, day.day, tzinfo=UTC), now)
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise SettingsError(
+            f"{name}={raw!r} is not an ISO 8601 date or date-time (e.g. 2000-01-01 or "
+            "2000-01-01T00:00+07:00)"
+        ) from None
+    if value.tzinfo is None:
+        # Naive times would be read in the server's zone; events carry offsets, so must this.
+        raise SettingsError(f"{name}={raw!r} needs a UTC offset (e.g. 2000-01-01T00:00+07:00)")
+    return _not_after_now(name, raw, value, now)
+
+
+def _not_after_now(name: str, raw: str, value: datetime, now: datetime | None) -> datetime:
+    if value > (now or datetime.now(UTC)):
+        raise SettingsError(f"{name}={raw!r} is in the future: every event would be too old")
+    return value

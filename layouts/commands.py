@@ -18,6 +18,25 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=dashboard_command)
 
 
+def _check_schema(settings: Settings) -> None:
+    """Refuse to serve a schema without the IOC tables (every page would say "no data" with no
+    hint why). A database that is not reachable yet is not refused: the dashboard says it is
+    unavailable and recovers once the database is up."""
+    import psycopg
+
+    from ioc.db.connect import NoDatabaseError, SchemaNotMigratedError, require_migrated
+    from layouts.app import reader_connect
+
+    try:
+        with reader_connect(settings)() as conn:
+            require_migrated(conn, settings.db_schema)
+    except (psycopg.OperationalError, NoDatabaseError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        logging.getLogger("ioc.dashboard").warning("database not reachable yet: %s", first)
+    except SchemaNotMigratedError as exc:
+        raise CommandError(str(exc)) from None
+
+
 def dashboard_command(args: argparse.Namespace, settings: Settings) -> int:
     """Serve until interrupted; debug (Dash's dev server) only with IOC_DASHBOARD_DEBUG."""
     if args.threads < 1:
@@ -28,6 +47,7 @@ def dashboard_command(args: argparse.Namespace, settings: Settings) -> int:
     if settings.dashboard_debug and host not in {"127.0.0.1", "localhost", "::1"}:
         # Debug mode serves tracebacks and an interactive debugger: never beyond this machine.
         raise CommandError("IOC_DASHBOARD_DEBUG is only allowed with IOC_DASHBOARD_HOST=127.0.0.1")
+    _check_schema(settings)
     app = create_app(settings)
     if settings.dashboard_debug:
         app.run(host=host, port=port, debug=True)

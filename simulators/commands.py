@@ -12,13 +12,14 @@ from typing import TextIO
 from ioc.cli import CommandError
 from ioc.contracts import VN_TZ
 from ioc.db.connect import kafka_bootstrap
-from ioc.settings import Settings
+from ioc.settings import Settings, SettingsError, parse_patience
 from simulators.clock import SimClock, parse_speed
 from simulators.engine import SimConfig, Summary, describe_time, generate, run
 from simulators.params import SimParams
 from simulators.scenarios import SCENARIOS, ScenarioError, parse_scenario
 from simulators.sinks import FileSink, KafkaSink, NullSink, Sink, SinkError, feed_topics
 from simulators.timebase import parse_duration
+from streams.patience import Patience
 from streams.topics import parse_feeds
 
 
@@ -70,20 +71,45 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         default=1.0,
         help="multiply all arrival rates (default 1 = plausible for the city)",
     )
+    add_patience_option(p)
     p.add_argument("--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=handle)
+
+
+def add_patience_option(p: argparse.ArgumentParser) -> None:
+    """--kafka-patience, shared by `ioc simulate` and `ioc replay`."""
+    p.add_argument(
+        "--kafka-patience",
+        metavar="DURATION",
+        help="how long to wait, keeping our place, for a Kafka broker that went away before "
+        "giving up: 300, 90s, 5m, 1h; 0 = not at all (default IOC_KAFKA_PATIENCE or 5m)",
+    )
+
+
+def patience_seconds(args: argparse.Namespace, settings: Settings) -> float:
+    """--kafka-patience, else IOC_KAFKA_PATIENCE; CommandError with one line if it is bad."""
+    raw = getattr(args, "kafka_patience", None)
+    if raw is None:
+        return settings.kafka_patience
+    try:
+        return parse_patience("--kafka-patience", raw)
+    except SettingsError as exc:
+        raise CommandError(str(exc), status=2) from None
 
 
 def handle(args: argparse.Namespace, settings: Settings) -> int:
     """Run the simulation described by the arguments."""
     config, speed = build_config(args, datetime.now(VN_TZ))
+    patience_s = patience_seconds(args, settings)
     from ioc.citypack import load_pack
 
     pack = load_pack(settings.city_pack)
     _warn_if_ahead(config, speed, datetime.now(VN_TZ))
     compression = None if args.compression == "none" else args.compression
-    sink = open_sink(args.to, settings, compression=compression)
     progress = None if args.quiet else _Progress(sys.stderr)
+    say = progress.note if progress is not None else _say
+    patience = Patience(seconds=patience_s, say=say)
+    sink = open_sink(args.to, settings, compression=compression, patience=patience)
     try:
         summary = run(
             generate(config, pack),
@@ -172,8 +198,19 @@ def _warn_if_ahead(config: SimConfig, speed: float | None, now: datetime) -> Non
         )
 
 
-def open_sink(spec: str, settings: Settings, *, compression: str | None = None) -> Sink:
-    """kafka | file:PATH | null."""
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def open_sink(
+    spec: str,
+    settings: Settings,
+    *,
+    compression: str | None = None,
+    patience: Patience | None = None,
+) -> Sink:
+    """kafka | file:PATH | null. Kafka waits out outages with `patience` (default: the
+    settings' kafka_patience, lines on stderr)."""
     try:
         if spec == "null":
             return NullSink()
@@ -184,7 +221,10 @@ def open_sink(spec: str, settings: Settings, *, compression: str | None = None) 
             return FileSink(path, topic_name=settings.topic)
         if spec == "kafka":
             sink = KafkaSink(
-                kafka_bootstrap(settings), topic_name=settings.topic, compression=compression
+                kafka_bootstrap(settings),
+                topic_name=settings.topic,
+                compression=compression,
+                patience=patience or Patience(seconds=settings.kafka_patience),
             )
             sink.ensure_topics(feed_topics(settings.topic))
             return sink
@@ -216,6 +256,14 @@ class _Progress:
             self._out.write(line + "\n")
         self._out.flush()
         self._shown = True
+
+    def note(self, line: str) -> None:
+        """A line of its own (e.g. waiting for Kafka), not overwritten by the next status."""
+        if self._shown and self._tty:
+            self._out.write("\n")
+            self._shown = False
+        self._out.write(line + "\n")
+        self._out.flush()
 
     def done(self) -> None:
         if self._shown and self._tty:

@@ -213,6 +213,9 @@ def poison_messages(seed: int, now: datetime, wards: PoisonWards) -> list[Poison
     _values(b)
     _oversized(b)
     _impossible_transitions(b)
+    # Last, so that the messages before it keep the bytes they had before it was added
+    # (the library's recordings hold poison batches).
+    _too_old(b)
     return b.out
 
 
@@ -346,3 +349,11 @@ def _impossible_transitions(b: _Builder) -> None:
         withdrawn, event_id=b.next_id("e"), kind="returned", event_time=t0 + timedelta(minutes=30)
     )
     b.emit(returned, "impossible_transition")
+
+
+def _too_old(b: _Builder) -> None:
+    """Devices whose clock was reset: year 1 (local time) and the Unix epoch."""
+    b.emit(b.payment(), "too_old", _set(event_time="0001-01-01T00:00:00+07:00"))
+    b.emit(b.air_quality(), "too_old", _set(event_time="1970-01-01T00:00:00Z"))
+    # A case opened by such a device: the event is recent, the case's start is not.
+    b.emit(b.dossier(), "too_old", _set(received_at="1970-01-01T07:00:00+07:00"))

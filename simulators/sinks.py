@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import IO, Protocol, cast
 
 from streams.bus import Bus
+from streams.patience import Patience
 from streams.topics import BY_TOPIC
 
 TopicName = Callable[[str], str]
@@ -157,7 +158,8 @@ class BusSink:
 
 
 class KafkaSink:
-    """Kafka (see streams.producer), keyed by entity id; creates missing topics."""
+    """Kafka (see streams.producer), keyed by entity id; creates missing topics. While the
+    broker is away, sends wait with `patience` (the simulator keeps its place)."""
 
     def __init__(
         self,
@@ -170,6 +172,7 @@ class KafkaSink:
         batch_size: int = 512 * 1024,
         compression: str | None = None,
         client_id: str = "ioc-simulate",
+        patience: Patience | None = None,
     ) -> None:
         from kafka.partitioner.default import murmur2
 
@@ -190,6 +193,7 @@ class KafkaSink:
             batch_size=batch_size,
             compression=compression,
             error=SinkError,
+            patience=patience,
         )
 
     def ensure_topics(self, topics: list[str]) -> None:

@@ -71,6 +71,14 @@ class Decoded:
 
 
 @dataclass(frozen=True)
+class _Health:
+    """What the batch's health rows say besides its counts: lag and stalls per feed."""
+
+    lag: Mapping[str, int | None]
+    stalls: Mapping[str, str]
+
+
+@dataclass(frozen=True)
 class Stored:
     """What storing a batch did, per feed, and how many transaction attempts it took."""
 
@@ -107,30 +115,34 @@ class BatchStore:
         start = clock()
         self._rates = {r.feed.name: RateWindow(rate_window_s, start) for r in routes.values()}
 
-    def store(self, decoded: Decoded, lag: Mapping[str, int | None]) -> Stored:
-        """Store the batch durably; raises Abandoned if stop comes before it commits."""
+    def store(
+        self,
+        decoded: Decoded,
+        lag: Mapping[str, int | None],
+        stalls: Mapping[str, str] | None = None,
+    ) -> Stored:
+        """Store the batch durably; raises Abandoned if stop comes before it commits. `stalls`:
+        feed -> why some of its records cannot be read now (written to the health rows)."""
         t0, c0 = self._clock(), time.thread_time()
-        deltas, attempts = self._store_resilient(decoded, lag)
+        deltas, attempts = self._store_resilient(decoded, _Health(lag, stalls or {}))
         return Stored(deltas, attempts, self._clock() - t0, time.thread_time() - c0)
 
     def _store_resilient(
-        self, decoded: Decoded, lag: Mapping[str, int | None]
+        self, decoded: Decoded, health: _Health
     ) -> tuple[dict[str, FeedDelta], int]:
         """If the database refuses some event's data, split the batch to isolate it."""
         try:
-            return self._store(decoded, lag)
+            return self._store(decoded, health)
         except DATA_ERRORS as exc:
             if decoded.accepted_count <= 1:
-                return self._store(_as_dead(decoded, exc), lag)
+                return self._store(_as_dead(decoded, exc), health)
             first, second = _halves(decoded)
             log.warning("ingest: database refused a batch (%s); splitting it", one_line(exc))
-            d1, a1 = self._store_resilient(first, lag)
-            d2, a2 = self._store_resilient(second, lag)
+            d1, a1 = self._store_resilient(first, health)
+            d2, a2 = self._store_resilient(second, health)
             return _merge(d1, d2), a1 + a2
 
-    def _store(
-        self, decoded: Decoded, lag: Mapping[str, int | None]
-    ) -> tuple[dict[str, FeedDelta], int]:
+    def _store(self, decoded: Decoded, health: _Health) -> tuple[dict[str, FeedDelta], int]:
         """One transaction, retried on a lost connection until it commits or stop is set."""
         backoff = Backoff(*self._backoff)
         attempts = 0
@@ -139,7 +151,7 @@ class BatchStore:
                 raise Abandoned
             attempts += 1
             try:
-                deltas = self._transact(self._connection(), decoded, lag)
+                deltas = self._transact(self._connection(), decoded, health)
             except CONFLICT_ERRORS as exc:
                 log.warning(
                     "ingest: batch of %d conflicted with another consumer (%s); running it again",
@@ -167,7 +179,7 @@ class BatchStore:
             return deltas, attempts
 
     def _transact(
-        self, conn: psycopg.Connection[Any], decoded: Decoded, lag: Mapping[str, int | None]
+        self, conn: psycopg.Connection[Any], decoded: Decoded, health: _Health
     ) -> dict[str, FeedDelta]:
         # Every feed's row is refreshed, not only those in the batch: a feed that has gone quiet
         # while the others flow must show its rate falling and its lag, not the last busy values
@@ -195,21 +207,24 @@ class BatchStore:
                 feed: window.rate(now, deltas[feed].inserted if feed in deltas else 0)
                 for feed, window in self._rates.items()
             }
-            write_health(conn, deltas, lag, rates, self.member)
+            write_health(conn, deltas, health.lag, rates, self.member, health.stalls)
         # Only now is the batch durable; the rate windows count it from here on.
         for feed, delta in deltas.items():
             self._rates[feed].add(now, delta.inserted)
         return deltas
 
-    def heartbeat(self, lag: Mapping[str, int | None]) -> None:
-        """Refresh lag and rate of every feed (no counts); skipped if the database is away."""
+    def heartbeat(
+        self, lag: Mapping[str, int | None], stalls: Mapping[str, str] | None = None
+    ) -> None:
+        """Refresh lag, rate and stalls of every feed (no counts); skipped if the database is
+        away."""
         now = self._clock()
         deltas = {r.feed.name: FeedDelta() for r in self.routes.values()}
         rates = {feed: w.rate(now) for feed, w in self._rates.items()}
         try:
             conn = self._connection()
             with conn.transaction():
-                write_health(conn, deltas, lag, rates, self.member)
+                write_health(conn, deltas, lag, rates, self.member, stalls)
         except LINK_ERRORS as exc:
             self._drop_connection()
             log.warning("ingest: health update skipped, database unavailable (%s)", one_line(exc))

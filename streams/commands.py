@@ -19,7 +19,13 @@ from typing import Any
 import psycopg
 
 from ioc.cli import CommandError
-from ioc.db.connect import connector, kafka_bootstrap
+from ioc.db.connect import (
+    SchemaNotMigratedError,
+    connector,
+    kafka_bootstrap,
+    migrate_hint,
+    require_migrated,
+)
 from ioc.settings import Settings
 from streams.topics import Feed, parse_feeds
 from streams.writer import FeedWriter
@@ -110,12 +116,11 @@ def _check_schema(connect: Any, schema: str) -> None:
     """Fail fast on an unmigrated schema; an unreachable database is retried by the loop."""
     try:
         with connect() as conn:
-            found = conn.execute("SELECT to_regclass('feed_health')").fetchone()
+            require_migrated(conn, schema)
     except psycopg.OperationalError as exc:
         log.warning("ingest: database not reachable yet (%s); will retry", str(exc).strip())
-        return
-    if found is None or found[0] is None:
-        raise CommandError(f"schema {schema!r} has no ingest tables; run `ioc db migrate` first")
+    except SchemaNotMigratedError as exc:
+        raise CommandError(str(exc)) from None
 
 
 class _QuietMissingTopics(logging.Filter):
@@ -123,6 +128,33 @@ class _QuietMissingTopics(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return "not found in cluster metadata" not in record.getMessage()
+
+
+class _ThrottleKafkaErrors(logging.Filter):
+    """kafka-python logs two or three lines per refused connection attempt; with attempts every
+    second while a broker restarts (streams.kafka_source) that buried everything else. Each of
+    its messages is shown at most once per window, with the count of the ones not shown."""
+
+    def __init__(self, window_s: float = 10.0, clock: Any = time.monotonic) -> None:
+        super().__init__()
+        self._window_s = window_s
+        self._clock = clock
+        self._seen: dict[tuple[str, str], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("kafka"):
+            return True
+        key = (record.name, str(record.msg))
+        now = self._clock()
+        shown_at, hidden = self._seen.get(key, (float("-inf"), 0))
+        if now - shown_at < self._window_s:
+            self._seen[key] = (shown_at, hidden + 1)
+            return False
+        self._seen[key] = (now, 0)
+        if hidden:
+            record.msg = f"{record.getMessage()} (and {hidden} more like it not shown)"
+            record.args = ()
+        return True
 
 
 def _install_signals(stop: threading.Event) -> None:
@@ -146,6 +178,7 @@ def ingest_command(args: argparse.Namespace, settings: Settings) -> int:
     logging.getLogger("kafka").setLevel(logging.ERROR)
     for handler in logging.getLogger().handlers:
         handler.addFilter(_QuietMissingTopics())
+        handler.addFilter(_ThrottleKafkaErrors())
     try:
         feeds = parse_feeds(args.feeds)
     except ValueError as exc:
@@ -175,7 +208,15 @@ def ingest_command(args: argparse.Namespace, settings: Settings) -> int:
         log.info("ingest: stopped before the broker answered")
         return 0
     options = IngestOptions(max_batch=args.max_batch, log_every_s=args.log_every)
-    ingestor = Ingestor(source, routes, connect, pack, options=options, stop=stop)
+    ingestor = Ingestor(
+        source,
+        routes,
+        connect,
+        pack,
+        options=options,
+        stop=stop,
+        earliest=settings.earliest_event_time,
+    )
     log.info(
         "ingest: %s from %s (group %s) into schema %s",
         ", ".join(routes),
@@ -244,19 +285,25 @@ def status_command(args: argparse.Namespace, settings: Settings) -> int:
     connect = connector(_db_url(settings, "reader"), settings.db_schema, "ioc-status")
     try:
         with connect() as conn:
+            require_migrated(conn, settings.db_schema)
             rows = read_health(conn)
     except psycopg.OperationalError as exc:
         raise CommandError(f"database unreachable: {' '.join(str(exc).split())}") from None
-    except psycopg.errors.UndefinedTable:
+    except SchemaNotMigratedError as exc:
+        raise CommandError(str(exc)) from None
+    # A schema migrated by an older release: a table, or a column (sql/010), is missing.
+    except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn) as exc:
+        first = str(exc).strip().splitlines()[0]
         raise CommandError(
-            f"schema {settings.db_schema!r} has no feed_health; run `ioc db migrate` first"
+            f"schema {settings.db_schema!r} is not fully migrated ({first}); "
+            f"run: {migrate_hint(settings.db_schema)}"
         ) from None
     print(format_status(rows))
     return 0
 
 
 def format_status(rows: list[Any]) -> str:
-    """A fixed-width table; '-' where a value is not known yet."""
+    """A fixed-width table; '-' where a value is not known yet; a stalled feed's reason below it."""
     head = ("feed", "last event", "age s", "lag", "rate/s", "dead", "events")
     lines = [
         f"{head[0]:<12} {head[1]:<25} {head[2]:>8} {head[3]:>9} {head[4]:>9} "
@@ -274,4 +321,7 @@ def format_status(rows: list[Any]) -> str:
             f"{f'{h.rate_per_s:.1f}' if h.rate_per_s is not None else '-':>9} "
             f"{h.dead_letters:>7} {h.events_total:>11}"
         )
+        if h.stall_reason:
+            since = h.stalled_since.isoformat(timespec="seconds") if h.stalled_since else "?"
+            lines.append(f"  STALLED since {since}: {h.stall_reason}")
     return "\n".join(lines)

@@ -15,32 +15,46 @@ import psycopg
 # One statement for every feed of a batch: this member's own row (its partitions' lag, its rate)
 # and the feed's row, where counters add up, times only move forward, and lag and rate are this
 # member's plus those of the group's other members that reported within MEMBER_FRESH_S. A
-# data-modifying CTE's rows are invisible to the rest of its statement, hence "others + mine".
+# data-modifying CTE's rows are invisible to the rest of its statement, hence "others + mine"
+# (its RETURNING rows are not: they carry this member's stalled_since, kept across reports).
+# A feed is stalled while any fresh member says so; the oldest of their stalls is shown.
 _UPSERT = """
 WITH u AS (
     SELECT * FROM unnest(%(feed)s::text[], %(time)s::timestamptz[], %(touched)s::boolean[],
                          %(n)s::bigint[], %(d)s::bigint[], %(x)s::bigint[], %(lag)s::bigint[],
-                         %(rate)s::double precision[]) AS u(f, t, touched, n, d, x, lag, rate)
+                         %(rate)s::double precision[], %(stall)s::text[])
+                  AS u(f, t, touched, n, d, x, lag, rate, stall)
 ), mine AS (
-    INSERT INTO feed_health_members AS m (feed, member, consumer_lag, rate_per_s, updated_at)
-    SELECT f, %(member)s, lag, rate, now() FROM u
+    INSERT INTO feed_health_members AS m (feed, member, consumer_lag, rate_per_s, stall_reason,
+                                          stalled_since, updated_at)
+    SELECT f, %(member)s, lag, rate, stall, CASE WHEN stall IS NOT NULL THEN now() END, now()
+    FROM u
     ON CONFLICT (feed, member) DO UPDATE SET
-        consumer_lag = EXCLUDED.consumer_lag,
-        rate_per_s   = EXCLUDED.rate_per_s,
-        updated_at   = now()
-    RETURNING 1
+        consumer_lag  = EXCLUDED.consumer_lag,
+        rate_per_s    = EXCLUDED.rate_per_s,
+        stall_reason  = EXCLUDED.stall_reason,
+        stalled_since = CASE WHEN EXCLUDED.stall_reason IS NOT NULL
+                             THEN COALESCE(m.stalled_since, now()) END,
+        updated_at    = now()
+    RETURNING feed, stalled_since
 ), others AS (
-    SELECT feed, sum(consumer_lag) AS lag, sum(rate_per_s) AS rate
+    SELECT feed, sum(consumer_lag) AS lag, sum(rate_per_s) AS rate, min(stalled_since) AS since,
+           (array_agg(stall_reason ORDER BY stalled_since)
+                FILTER (WHERE stall_reason IS NOT NULL))[1] AS stall
     FROM feed_health_members
     WHERE feed = ANY(%(feed)s) AND member <> %(member)s
       AND updated_at > now() - make_interval(secs => %(fresh_s)s)
     GROUP BY feed
 )
 INSERT INTO feed_health AS h (feed, last_event_time, last_ingest_at, events_total,
-    duplicates_total, dead_letters, consumer_lag, rate_per_s, updated_at)
+    duplicates_total, dead_letters, consumer_lag, rate_per_s, stall_reason, stalled_since,
+    updated_at)
 SELECT f, t, CASE WHEN touched THEN now() END, n, d, x,
-       u.lag + coalesce(o.lag, 0), u.rate + coalesce(o.rate, 0), now()
-FROM u LEFT JOIN others AS o ON o.feed = u.f
+       u.lag + coalesce(o.lag, 0), u.rate + coalesce(o.rate, 0),
+       CASE WHEN o.since < mine.stalled_since OR mine.stalled_since IS NULL THEN o.stall
+            ELSE u.stall END,
+       LEAST(mine.stalled_since, o.since), now()
+FROM u JOIN mine ON mine.feed = u.f LEFT JOIN others AS o ON o.feed = u.f
 ORDER BY f
 ON CONFLICT (feed) DO UPDATE SET
     last_event_time  = GREATEST(h.last_event_time, EXCLUDED.last_event_time),
@@ -50,6 +64,8 @@ ON CONFLICT (feed) DO UPDATE SET
     dead_letters     = h.dead_letters + EXCLUDED.dead_letters,
     consumer_lag     = EXCLUDED.consumer_lag,
     rate_per_s       = EXCLUDED.rate_per_s,
+    stall_reason     = EXCLUDED.stall_reason,
+    stalled_since    = EXCLUDED.stalled_since,
     updated_at       = now()
 """
 # A member reports with every batch and at least every heartbeat (5 s); one silent for longer
@@ -64,7 +80,7 @@ MEMBER_FORGET_S = 3600.0
 
 _SELECT = """
 SELECT feed, last_event_time, last_ingest_at, events_total, duplicates_total, dead_letters,
-       consumer_lag, rate_per_s, updated_at, now()
+       consumer_lag, rate_per_s, updated_at, now(), stall_reason, stalled_since
 FROM feed_health ORDER BY feed
 """
 
@@ -98,6 +114,9 @@ class FeedHealth:
     rate_per_s: float | None
     updated_at: datetime
     read_at: datetime
+    # Set while records wait that cannot be read (not an event's fault): why, and since when.
+    stall_reason: str | None = None
+    stalled_since: datetime | None = None
 
     @property
     def seconds_since_event(self) -> float | None:
@@ -156,8 +175,10 @@ def write_health(
     lag: Mapping[str, int | None],
     rates: Mapping[str, float],
     member: str,
+    stalls: Mapping[str, str] | None = None,
 ) -> None:
-    """Upsert one row per feed in `deltas`, and `member`'s own, inside the caller's transaction."""
+    """Upsert one row per feed in `deltas`, and `member`'s own, inside the caller's transaction;
+    `stalls` maps a feed to why this member cannot read some of its records (cleared if absent)."""
     feeds = sorted(deltas)  # a fixed order keeps concurrent consumers from deadlocking
     if not feeds:
         return
@@ -172,6 +193,7 @@ def write_health(
             "x": [deltas[f].dead for f in feeds],
             "lag": [lag.get(f) for f in feeds],
             "rate": [round(rates.get(f, 0.0), 3) for f in feeds],
+            "stall": [(stalls or {}).get(f) for f in feeds],
             "member": member,
             "fresh_s": MEMBER_FRESH_S,
         },
@@ -198,6 +220,8 @@ def read_health(conn: psycopg.Connection[Any]) -> list[FeedHealth]:
             rate_per_s=None if r[7] is None else float(r[7]),
             updated_at=r[8],
             read_at=r[9],
+            stall_reason=None if r[10] is None else str(r[10]),
+            stalled_since=r[11],
         )
         for r in rows
     ]

@@ -2,7 +2,8 @@
 
 Exactly once in effect: offsets are committed only after the transaction holding the batch has
 committed, and the tables absorb redelivered events by their keys. A lost database keeps the
-batch in memory and retries it after reconnecting; a bad message becomes a dead letter.
+batch in memory and retries it after reconnecting; a bad message becomes a dead letter; a batch
+that cannot be fetched or decompressed is logged, retried by the source and shown as a stall.
 Pipelined: while batch n is in its transaction (a worker thread), batch n+1 is polled and
 decoded; batch n's offsets are committed by the polling thread once its transaction is done.
 """
@@ -18,9 +19,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from ioc.contracts import Rejected, WardIndex, decode_event
+from ioc.contracts import EARLIEST_EVENT_TIME, Rejected, WardIndex, decode_event
 from streams.batch_store import Abandoned, BatchStore, Connect, Decoded, Route, Stored
-from streams.source import DeadLetter, Record, RecordSource, next_offsets
+from streams.source import DeadLetter, FetchFailed, Record, RecordSource, next_offsets
+from streams.stall import Stall, Stalls, failure_line
 from streams.topics import Feed
 from streams.writer import Accepted, FeedWriter
 
@@ -108,6 +110,7 @@ def decode_batch(
     routes: Mapping[str, Route],
     wards: WardIndex,
     now: datetime,
+    earliest: datetime = EARLIEST_EVENT_TIME,
 ) -> Decoded:
     """Decode and validate every record; anything unacceptable becomes a DeadLetter."""
     out = Decoded(records)
@@ -119,7 +122,13 @@ def decode_batch(
             dead.append(DeadLetter(rec, "unknown_schema", f"{rec.topic} is not a feed topic"))
             continue
         try:
-            ev = decode_event(rec.value, wards=wards, now=now, expected_schema=route.feed.topic)
+            ev = decode_event(
+                rec.value,
+                wards=wards,
+                now=now,
+                expected_schema=route.feed.topic,
+                earliest=earliest,
+            )
         except Rejected as exc:
             dead.append(DeadLetter(rec, exc.reason, exc.detail))
             continue
@@ -153,8 +162,11 @@ class Ingestor:
         wallclock: Callable[[], datetime] = lambda: datetime.now(UTC),
         on_batch: Callable[[BatchMetrics], None] | None = None,
         member: str | None = None,
+        earliest: datetime = EARLIEST_EVENT_TIME,
     ) -> None:
         self.source = source
+        # Events dated before this are dead-lettered as too_old (IOC_EARLIEST_EVENT_TIME).
+        self._earliest = earliest
         self.routes = dict(routes)
         self.opts = options or IngestOptions()
         self.stop = stop or threading.Event()
@@ -177,6 +189,7 @@ class Ingestor:
         )
         self._inflight: _InFlight | None = None
         self._last_health = self._last_records = clock()
+        self._stalls = Stalls()
         self.totals = Totals()
 
     # -- the loop ---------------------------------------------------------------------------
@@ -217,7 +230,12 @@ class Ingestor:
     def step(self) -> BatchMetrics | None:
         """Poll and decode one batch and hand it to the store. Returns the metrics of the batch
         whose offsets this call committed (when pipelined, the previous one), else None."""
-        records = self.source.poll(self.opts.max_batch, self.opts.poll_timeout_s)
+        try:
+            records = self.source.poll(self.opts.max_batch, self.opts.poll_timeout_s)
+        except FetchFailed as exc:
+            return self._fetch_failed(exc)
+        if self._stalls and records:
+            self._log_ended(self._stalls.read(records), "readable again")
         if not records:
             done = self.flush()
             if done is None:
@@ -228,8 +246,9 @@ class Ingestor:
         t0 = self._last_records = self._clock()
         if self.totals.first_record_at is None:
             self.totals.first_record_at = t0
-        decoded = decode_batch(records, self.routes, self._wards, self._wallclock())
+        decoded = decode_batch(records, self.routes, self._wards, self._wallclock(), self._earliest)
         lag = self._lag_by_feed()
+        stalls = self._stall_by_feed()
         job = _InFlight(records, decoded, self._clock() - t0)
         prev, self._inflight = self._inflight, None
         previous = None if prev is None else (prev, _stored(prev))
@@ -240,14 +259,41 @@ class Ingestor:
         if self._executor is None:
             if previous is not None:
                 self._commit(*previous)
-            job.result = self.store.store(decoded, lag)
+            job.result = self.store.store(decoded, lag, stalls)
             self._inflight = job
             return self.flush()
         # The next batch goes to the store before the previous one's offsets are committed:
         # that commit is a broker round trip (~10 ms a batch) the store need not wait for.
-        job.future = self._executor.submit(self.store.store, decoded, lag)
+        job.future = self._executor.submit(self.store.store, decoded, lag, stalls)
         self._inflight = job
         return None if previous is None else self._commit(*previous)
+
+    def _fetch_failed(self, exc: FetchFailed) -> BatchMetrics | None:
+        """One log line, and the feed's health row says it is stalled and why, at once."""
+        done = self.flush()  # the batch in flight is stored first; the store is then free
+        self._stalls.failed(exc, self._clock())
+        log.warning("%s", failure_line(exc))
+        self._last_health = self._clock()
+        self.store.heartbeat(self._lag_by_feed(), self._stall_by_feed())
+        return done
+
+    def _stall_by_feed(self) -> dict[str, str]:
+        if not self._stalls:
+            return {}
+        by_topic = self._stalls.by_topic(list(self.routes))
+        return {self.routes[t].feed.name: why for t, why in by_topic.items() if t in self.routes}
+
+    def _log_ended(self, ended: list[Stall], how: str) -> None:
+        now = self._clock()
+        for s in ended:
+            where = "the broker" if s.topic is None else f"{s.topic}[{s.partition}]"
+            log.info(
+                "ingest: %s %s after %d failed fetches (stalled %.0f s)",
+                where,
+                how,
+                s.failures,
+                now - s.since,
+            )
 
     def flush(self) -> BatchMetrics | None:
         """Wait for the batch in the store, then commit its offsets; None if there was none."""
@@ -286,10 +332,12 @@ class Ingestor:
         now = self._clock()
         if now - self._last_health >= self.opts.heartbeat_s:
             self._last_health = now
-            self.store.heartbeat(self._lag_by_feed())
+            self.store.heartbeat(self._lag_by_feed(), self._stall_by_feed())
 
     def _lag_by_feed(self) -> dict[str, int | None]:
         lag = self.source.lag()
+        if self._stalls:
+            self._log_ended(self._stalls.settle(lag), "no longer stalled (moved, or none wait)")
         if lag is None:
             return {}
         # A feed none of whose partitions this member holds adds nothing to the group's lag.
@@ -308,7 +356,7 @@ class Ingestor:
         if self._executor is not None:
             self._executor.shutdown(wait=True)
         if self.store.connected:
-            self.store.heartbeat(self._lag_by_feed())
+            self.store.heartbeat(self._lag_by_feed(), self._stall_by_feed())
         self.store.close()
 
     def _log_progress(self, elapsed: float, before: Totals) -> None:
@@ -316,7 +364,7 @@ class Ingestor:
         lag = self._lag_by_feed()
         log.info(
             "ingest: %.0f ev/s over %.0f s; total %d records, %d inserted, %d duplicates, "
-            "%d dead letters; lag %s",
+            "%d dead letters; lag %s%s",
             (t.records - before.records) / elapsed if elapsed > 0 else 0.0,
             elapsed,
             t.records,
@@ -324,6 +372,7 @@ class Ingestor:
             t.duplicates,
             t.dead,
             sum(v or 0 for v in lag.values()) if lag else "unknown",
+            f"; {len(self._stalls)} partitions stalled" if self._stalls else "",
         )
 
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
@@ -14,6 +14,8 @@ from kafka.structs import OffsetAndMetadata
 from kafka.structs import TopicPartition as KafkaTP
 
 from streams.backoff import Backoff
+from streams.kafka_lag import CommittedLag
+from streams.kafka_retry import FetchRetries
 from streams.source import Record, TopicPartition, flatten
 
 log = logging.getLogger("streams.kafka_source")
@@ -41,8 +43,14 @@ CONSUMER_TUNING: dict[str, Any] = {
     # kafka-python's default 5 minutes: the changed metadata makes the group rebalance. Seen by
     # hand once: `ioc ingest` started right after `ioc services up` got 0 partitions and idled.
     "metadata_max_age_ms": 5_000,
+    # After a broker restart the member must be back within seconds. kafka-python doubles its
+    # reconnect delay after every refused attempt up to 30 s, so its next attempt came up to
+    # ~25 s after the broker was back: rows 23 s after a 25 s outage (53 s seen once), 0.8-1.2 s
+    # with this cap (tests/integration/test_kafka_reconnect.py). Coordinator lookup, metadata
+    # and fetches all wait on that connection; an attempt a second costs nothing on a closed
+    # port (kafka-python's log lines about it are throttled by streams.commands).
+    "reconnect_backoff_max_ms": 1_000,
 }
-LAG_CACHE_S = 3.0
 # Each attempt to reach a broker gives up after this long, so every retry is logged.
 BOOTSTRAP_TIMEOUT_MS = 5000
 
@@ -79,23 +87,64 @@ class KafkaSource:
             **(extra or {}),
         }
         self._bootstrap = bootstrap
-        self._consumer = _connect(factory, config, bootstrap, stop or threading.Event())
+        self._config = config
+        self._factory = factory
+        self._stop = stop or threading.Event()
+        self._lags = CommittedLag()
+        self._retries = FetchRetries()
+        self._consumer = self._open()
+
+    def _open(self) -> Any:
+        """A new consumer subscribed to the topics (retrying while no broker answers)."""
+        consumer = _connect(self._factory, self._config, self._bootstrap, self._stop)
         # Learn the topics' partitions before joining the group. Joining with no metadata yet
         # gives an empty first assignment and relies on a second rebalance once it arrives; in
         # one CI run that second rebalance never came and the member idled for minutes.
         for topic in self._topics:
             try:
-                self._consumer.partitions_for_topic(topic)
+                consumer.partitions_for_topic(topic)
             except KafkaError as exc:
                 log.warning("kafka: no metadata for %s yet (%s)", topic, exc)
-        self._consumer.subscribe(list(self._topics), listener=_LogRebalance())
-        self._lag: Mapping[TopicPartition, int] | None = None
-        self._lag_at = float("-inf")
+        consumer.subscribe(list(self._topics), listener=_LogRebalance(self._forget))
+        return consumer
+
+    def _forget(self, partitions: Iterable[KafkaTP]) -> None:
+        """A rebalance moved `partitions`: another member may have committed meanwhile. Their
+        retries stay: kafka-python keeps a partition paused when it is assigned again."""
+        self._lags.forget(list(partitions))
 
     def poll(self, max_records: int, timeout_s: float) -> Sequence[Record]:
-        """Up to max_records records from the assigned partitions, in offset order per partition."""
-        polled = self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
+        """Up to max_records records from the assigned partitions, in offset order per partition.
+
+        Raises FetchFailed when a batch cannot be fetched or decompressed: its partition is
+        paused and retried with backoff while the other partitions keep flowing."""
+        wait = self._retries.reopen_in()
+        if wait is not None:
+            if wait > 0:
+                self._stop.wait(min(wait, timeout_s))
+                return []
+            try:
+                self._reopen()
+            except BrokerUnavailable:  # stop was requested while reconnecting
+                return []
+        self._retries.resume_due(self._consumer)
+        try:
+            polled = self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
+        except Exception as exc:
+            # Whatever the cause (a codec missing here, a corrupt batch, a batch too large), no
+            # event is at fault and the records must not be skipped: report, pause, retry.
+            raise self._retries.failed(self._consumer, exc) from exc
+        if polled:
+            self._retries.read(polled)
         return flatten(polled)
+
+    def _reopen(self) -> None:
+        """Replace a consumer whose failure named no partition: its state cannot be trusted."""
+        with contextlib.suppress(Exception):  # the old one may be broken; the new one matters
+            self._consumer.close(autocommit=False)
+        self._lags.forget()
+        self._retries.reopened()
+        self._consumer = self._open()
 
     def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Synchronous commit of next-offsets; a failure is logged (redelivery is harmless)."""
@@ -111,6 +160,8 @@ class KafkaSource:
             # Typically a rebalance: the rows are in the database, so the new owner's
             # redelivery is absorbed by the event keys.
             log.warning("kafka: offset commit failed (%s); records may be redelivered", exc)
+            return
+        self._lags.committed({ktp: om.offset for ktp, om in payload.items()})
 
     def rewind(self) -> None:
         """Seek every assigned partition back to the group's committed offset (or the start)."""
@@ -122,50 +173,35 @@ class KafkaSource:
                 self._consumer.seek(ktp, committed)
 
     def lag(self) -> Mapping[TopicPartition, int] | None:
-        """End offset minus position of each assigned partition; cached for a few seconds."""
-        now = time.monotonic()
-        if now - self._lag_at < LAG_CACHE_S:
-            return self._lag
-        self._lag_at = now
-        assigned = list(self._consumer.assignment())
-        if not assigned:
-            self._lag = None
-            return None
+        """End offset minus committed offset of each assigned partition (None: not known)."""
         try:
-            ends = self._consumer.end_offsets(assigned, timeout_ms=2000)
-            lag: dict[TopicPartition, int] = {}
-            for ktp in assigned:
-                end = ends.get(ktp)
-                if end is None:
-                    continue
-                # position() may block on an offset lookup for a fresh partition: keep it short.
-                pos = self._consumer.position(ktp, timeout_ms=500)
-                if pos is not None:
-                    lag[TopicPartition(ktp.topic, ktp.partition)] = max(0, end - pos)
-        except KafkaError as exc:
-            log.debug("kafka: lag unavailable (%s)", exc)
-            self._lag = None
+            return self._lags.lag(self._consumer)
+        except Exception as exc:  # a lag figure is never worth stopping the ingest for
+            log.debug("kafka: lag unknown (%s)", exc)
             return None
-        self._lag = lag
-        return lag
 
     def close(self) -> None:
         """Leave the group without committing anything more."""
         try:
             self._consumer.close(autocommit=False)
-        except KafkaError as exc:
+        except Exception as exc:  # closing a consumer whose fetch failed must not raise either
             log.warning("kafka: close failed (%s)", exc)
 
 
 class _LogRebalance(ConsumerRebalanceListener):  # type: ignore[misc]
     """One line per assignment change: explains pauses after a member joins or dies."""
 
+    def __init__(self, moved: Callable[[Iterable[KafkaTP]], None]) -> None:
+        self._moved = moved
+
     def on_partitions_revoked(self, revoked: Any) -> None:
         if revoked:
             log.info("kafka: %d partitions revoked (rebalance)", len(revoked))
+        self._moved(revoked)
 
     def on_partitions_assigned(self, assigned: Any) -> None:
         log.info("kafka: %d partitions assigned", len(assigned))
+        self._moved(assigned)
 
 
 def _connect(

@@ -280,6 +280,7 @@ def rebuild(
         connector(writer_url, schema, "ioc-rebuild"),
         load_pack(settings.city_pack),
         stop=stop,
+        earliest=settings.earliest_event_time,
     )
     try:
         while not stop.is_set() and source.remaining() > 0:

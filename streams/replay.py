@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from streams.bus import Bus
+from streams.patience import Patience
 from streams.recording import Recorded
 from streams.topics import BY_TOPIC
 
@@ -76,7 +77,8 @@ class BusTarget:
 
 class KafkaTarget:
     """Kafka (see streams.producer) onto the recorded partition of each topic, creating missing
-    topics with enough partitions; Kafka stamps each record when it is sent."""
+    topics with enough partitions; Kafka stamps each record when it is sent. While the broker
+    is away, sends wait with `patience` (the replay keeps its place)."""
 
     def __init__(
         self,
@@ -86,6 +88,7 @@ class KafkaTarget:
         partitions: int = 3,
         linger_ms: int = 20,
         batch_size: int = 512 * 1024,
+        patience: Patience | None = None,
     ) -> None:
         from streams.producer import Producer
 
@@ -99,6 +102,7 @@ class KafkaTarget:
             batch_size=batch_size,
             error=ReplayError,
             noun="record",
+            patience=patience,
         )
 
     def ensure_topics(self, bases: Iterable[str]) -> None:

@@ -10,16 +10,20 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from ioc.cli import CommandError
 from ioc.contracts import VN_TZ
 from ioc.db.connect import kafka_bootstrap
 from ioc.settings import Settings
 from streams.topics import parse_feeds
+
+if TYPE_CHECKING:
+    from streams.replay_run import ReplayResult
 
 log = logging.getLogger("streams.replay_commands")
 SCENARIO_PREFIX = "scenario:"
@@ -49,25 +53,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r.add_argument("--volume-scale", type=float, default=1.0, help="simulator volume factor")
     r.add_argument("--quiet", action="store_true", help="no progress line")
     r.set_defaults(func=record_command)
-
-    p = sub.add_parser(
-        "replay",
-        help="replay a recording onto Kafka or the in-process bus, paced by its timing",
-        description="Replay a recording (a file, or scenario:NAME from the library) with its "
-        "recorded timing scaled by --speed. --to bus replays into an in-process bus and ingests "
-        "it into the database (no Kafka needed).",
-    )
-    p.add_argument("recording", metavar="FILE|scenario:NAME")
-    p.add_argument("--speed", default="max", help="1 = recorded pace, N = N times faster, max")
-    p.add_argument("--to", dest="target", choices=("kafka", "bus", "null"), default="kafka")
-    p.add_argument(
-        "--retime",
-        metavar="now|TIME",
-        help="shift every timestamp in the events so that the first record is at this time",
-    )
-    p.add_argument("--feeds", default="all", help="replay only these feeds (default all)")
-    p.add_argument("--quiet", action="store_true", help="no progress line")
-    p.set_defaults(func=replay_command)
+    _register_replay(sub)
 
     b = sub.add_parser(
         "rebuild",
@@ -90,6 +76,30 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     bd.add_argument("names", nargs="*", metavar="NAME", help="default: all")
     bd.add_argument("--dir", type=Path, default=None, help="write here instead of the package")
     bd.set_defaults(func=recordings_build)
+
+
+def _register_replay(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from simulators.commands import add_patience_option
+
+    p = sub.add_parser(
+        "replay",
+        help="replay a recording onto Kafka or the in-process bus, paced by its timing",
+        description="Replay a recording (a file, or scenario:NAME from the library) with its "
+        "recorded timing scaled by --speed. --to bus replays into an in-process bus and ingests "
+        "it into the database (no Kafka needed).",
+    )
+    p.add_argument("recording", metavar="FILE|scenario:NAME")
+    p.add_argument("--speed", default="max", help="1 = recorded pace, N = N times faster, max")
+    p.add_argument("--to", dest="target", choices=("kafka", "bus", "null"), default="kafka")
+    p.add_argument(
+        "--retime",
+        metavar="now|TIME",
+        help="shift every timestamp in the events so that the first record is at this time",
+    )
+    p.add_argument("--feeds", default="all", help="replay only these feeds (default all)")
+    add_patience_option(p)
+    p.add_argument("--quiet", action="store_true", help="no progress line")
+    p.set_defaults(func=replay_command)
 
 
 # -- shared helpers ---------------------------------------------------------------------------
@@ -144,6 +154,14 @@ class _Line:
         self._out.write(("\r" + text.ljust(78)) if self._tty else text + "\n")
         self._out.flush()
         self._shown = True
+
+    def note(self, text: str) -> None:
+        """A line of its own (e.g. waiting for Kafka), shown even when quiet."""
+        if self._shown and self._tty and not self._quiet:
+            self._out.write("\n")
+            self._shown = False
+        self._out.write(text + "\n")
+        self._out.flush()
 
     def done(self) -> None:
         if self._shown and self._tty and not self._quiet:
@@ -289,6 +307,8 @@ def resolve_recording(spec: str) -> Path:
 def replay_command(args: argparse.Namespace, settings: Settings) -> int:
     """Replay a recording, with a progress line, and print what was sent."""
     from simulators.clock import parse_speed
+    from simulators.commands import patience_seconds
+    from streams.patience import Patience
     from streams.recording import RecordingError, open_recording
     from streams.replay import ReplayError
     from streams.replay_run import run_replay
@@ -298,6 +318,7 @@ def replay_command(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as exc:
         raise CommandError(str(exc), status=2) from None
     feeds = _feeds(args.feeds)
+    patience_s = patience_seconds(args, settings)
     path = resolve_recording(args.recording)
     now = datetime.now(UTC)
     retime = None if args.retime is None else parse_time(args.retime, now, "--retime")
@@ -312,18 +333,7 @@ def replay_command(args: argparse.Namespace, settings: Settings) -> int:
     except RecordingError as exc:
         raise CommandError(str(exc)) from None
     line = _Line(sys.stderr, args.quiet)
-    header = recording.header
-    span = None
-    if header.start is not None and header.end is not None:
-        span = (header.start.timestamp() * 1000, header.end.timestamp() * 1000)
-
-    def progress(n: int, t_ms: int, wall: float, final: bool = False) -> None:
-        share = ""
-        if span is not None and span[1] > span[0]:
-            share = f" | {min(1.0, max(0.0, (t_ms - span[0]) / (span[1] - span[0]))):.0%}"
-        rate = n / max(wall, 1e-9)
-        line.show(f"replayed {n:,} | recorded {_when(t_ms)}{share} | {rate:,.0f}/s", final)
-
+    progress = _replay_progress(line, recording.header.start, recording.header.end)
     stop = _stop_on_signals()
     try:
         result = run_replay(
@@ -336,17 +346,42 @@ def replay_command(args: argparse.Namespace, settings: Settings) -> int:
             stop=stop,
             progress=progress,
             bootstrap=kafka_bootstrap(settings) if args.target == "kafka" else None,
+            patience=Patience(seconds=patience_s, say=line.note, stop=stop),
         )
     except (ReplayError, RecordingError) as exc:
         raise CommandError(str(exc)) from None
     finally:
         line.done()
-    s = result.summary
-    if s.records:
+    if result.summary.records:
+        s = result.summary
         progress(s.records, s.last_ms or 0, s.wall_s, final=True)
         line.done()
+    _print_replayed(result, path.name, args.target, settings.db_schema)
+    return 0
+
+
+def _replay_progress(
+    line: _Line, start: datetime | None, end: datetime | None
+) -> Callable[..., None]:
+    """The progress callback: records sent, recorded time reached and its share of the span."""
+    span = None
+    if start is not None and end is not None:
+        span = (start.timestamp() * 1000, end.timestamp() * 1000)
+
+    def progress(n: int, t_ms: int, wall: float, final: bool = False) -> None:
+        share = ""
+        if span is not None and span[1] > span[0]:
+            share = f" | {min(1.0, max(0.0, (t_ms - span[0]) / (span[1] - span[0]))):.0%}"
+        rate = n / max(wall, 1e-9)
+        line.show(f"replayed {n:,} | recorded {_when(t_ms)}{share} | {rate:,.0f}/s", final)
+
+    return progress
+
+
+def _print_replayed(result: ReplayResult, name: str, target: str, schema: str) -> None:
+    s = result.summary
     state = " (stopped early)" if s.stopped else ""
-    print(f"replayed {s.records:,} records from {path.name} to {args.target} in {s.wall_s:.1f} s "
+    print(f"replayed {s.records:,} records from {name} to {target} in {s.wall_s:.1f} s "
           f"({s.rate():,.0f} records/s){state}")  # fmt: skip
     for topic, count in sorted((s.by_topic or {}).items()):
         print(f"  {topic:<22} {count:>10,}")
@@ -354,9 +389,8 @@ def replay_command(args: argparse.Namespace, settings: Settings) -> int:
         print(f"retimed by {result.shift} ({result.retimed:,} events; {result.unchanged:,} "
               "undecodable records replayed as they were)")  # fmt: skip
     if result.ingested is not None:
-        print(f"ingested {result.ingested:,} records into schema {settings.db_schema} "
+        print(f"ingested {result.ingested:,} records into schema {schema} "
               f"({result.dead:,} dead letters)")  # fmt: skip
-    return 0
 
 
 # -- ioc rebuild ------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ioc.settings import Settings
+from streams.patience import Patience
 from streams.recording import Recorded, Recording
 from streams.replay import (
     BusTarget,
@@ -58,8 +59,10 @@ def run_replay(
     stop: threading.Event,
     progress: Progress | None = None,
     bootstrap: str | None = None,
+    patience: Patience | None = None,
 ) -> ReplayResult:
-    """Replay onto kafka, bus (with ingest into settings' database) or null."""
+    """Replay onto kafka, bus (with ingest into settings' database) or null. Kafka waits out a
+    broker outage with `patience` (default: the settings' kafka_patience, lines on stderr)."""
     records = selected(recording, feeds)
     first = next(records, None)
     if first is None:
@@ -72,7 +75,8 @@ def run_replay(
     if target_name == "kafka":
         if bootstrap is None:
             raise ReplayError("no Kafka bootstrap given")
-        kafka = KafkaTarget(bootstrap, topic_name=settings.topic)
+        patience = patience or Patience(seconds=settings.kafka_patience, stop=stop)
+        kafka = KafkaTarget(bootstrap, topic_name=settings.topic, patience=patience)
         kafka.ensure_topics(BY_NAME[f].topic for f in feeds)
         target = kafka
     elif target_name == "null":
@@ -117,7 +121,9 @@ def _replay_with_bus_ingest(
         bus.create_topic(name)
     source = BusSource(bus, "ioc-replay", list(routes))
     ingest_stop = threading.Event()
-    ingestor = Ingestor(source, routes, connect, pack, stop=ingest_stop)
+    ingestor = Ingestor(
+        source, routes, connect, pack, stop=ingest_stop, earliest=settings.earliest_event_time
+    )
     failure: list[BaseException] = []
 
     def ingest() -> None:

@@ -48,7 +48,8 @@ class RecordSource(Protocol):
     """What the ingest loop needs from a source: poll a batch, commit after the database does."""
 
     def poll(self, max_records: int, timeout_s: float) -> Sequence[Record]:
-        """Up to max_records new records, waiting at most timeout_s for the first one."""
+        """Up to max_records new records, waiting at most timeout_s for the first one; raises
+        FetchFailed when waiting records cannot be read (the source retries them itself)."""
         ...
 
     def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
@@ -66,6 +67,38 @@ class RecordSource(Protocol):
     def close(self) -> None:
         """Leave the group and release connections; uncommitted records will be redelivered."""
         ...
+
+
+class FetchFailed(Exception):  # noqa: N818 - reads better at the call site
+    """Records wait that the source cannot hand over: a batch that cannot be fetched or
+    decompressed (e.g. a codec missing here). No event is at fault, so nothing becomes a dead
+    letter; the source backs off and tries the same offset again (attempt, retry_in_s).
+    topic, partition and offset are None when the source cannot tell where it failed."""
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        topic: str | None,
+        partition: int | None,
+        offset: int | None,
+        attempt: int,
+        retry_in_s: float,
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.topic = topic
+        self.partition = partition
+        self.offset = offset
+        self.attempt = attempt
+        self.retry_in_s = retry_in_s
+
+    @property
+    def where(self) -> str:
+        """`topic=... partition=... offset=...`, or that the partition is not known."""
+        if self.topic is None:
+            return "topic=? partition=? offset=? (not known)"
+        return f"topic={self.topic} partition={self.partition} offset={self.offset}"
 
 
 @dataclass(frozen=True, slots=True)

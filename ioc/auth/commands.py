@@ -18,7 +18,13 @@ from ioc.auth import audit, tokens, users
 from ioc.auth.passwords import PasswordPolicyError, check_policy, hash_password
 from ioc.auth.principals import ROLES, check_name, check_wards
 from ioc.cli import CommandError
-from ioc.db.connect import NoDatabaseError, database_url
+from ioc.db.connect import (
+    NoDatabaseError,
+    SchemaNotMigratedError,
+    database_url,
+    migrate_hint,
+    require_migrated,
+)
 from ioc.settings import Settings
 
 MAX_TOKEN_DAYS = 3650
@@ -71,13 +77,19 @@ def _admin(settings: Settings) -> Iterator[psycopg.Connection[Any]]:
     except psycopg.Error as exc:
         raise CommandError(f"cannot connect to the database: {_first(exc)}") from None
     try:
-        conn.execute(
-            sql.SQL("SET search_path TO {}, public").format(sql.Identifier(settings.db_schema))
-        )
+        # Exactly the configured schema, as every other command: users are never looked up in,
+        # or added to, another schema's tables.
+        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(settings.db_schema)))
+        require_migrated(conn, settings.db_schema)
         exists = conn.execute("SELECT to_regclass('users') IS NOT NULL").fetchone()
         if not exists or not exists[0]:
-            raise CommandError("no users table: run `ioc db migrate` first")
+            raise CommandError(
+                f"schema {settings.db_schema!r} has no users table; "
+                f"run: {migrate_hint(settings.db_schema)}"
+            )
         yield conn
+    except SchemaNotMigratedError as exc:
+        raise CommandError(str(exc)) from None
     except psycopg.Error as exc:
         raise CommandError(f"database error: {_first(exc)}") from None
     finally:

@@ -6,6 +6,7 @@ which parses, type-checks and validates, raising `Rejected(reason, detail)` for 
 
 from ioc.contracts.air_quality import ABSURD_LIMITS, POLLUTANTS, AirQualityEvent
 from ioc.contracts.base import (
+    EARLIEST_EVENT_TIME,
     FUTURE_TOLERANCE,
     MAX_AMOUNT_VND,
     MAX_EVENT_ID_CHARS,
@@ -66,6 +67,7 @@ __all__ = [
     "DOSSIER_CHANNELS",
     "DOSSIER_KINDS",
     "DOSSIER_LIFECYCLE",
+    "EARLIEST_EVENT_TIME",
     "FEEDBACK_CATEGORIES",
     "FEEDBACK_CHANNELS",
     "FEEDBACK_KINDS",

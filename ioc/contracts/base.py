@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Final, Protocol
 
 import msgspec
@@ -17,6 +17,7 @@ REASONS: Final[tuple[str, ...]] = (
     "negative_value",
     "absurd_value",
     "future_time",
+    "too_old",
     "oversized",
     "bad_value",
     "impossible_transition",
@@ -26,6 +27,11 @@ MAX_MESSAGE_BYTES: Final = 64 * 1024
 MAX_EVENT_ID_CHARS: Final = 64
 # Clocks of producers drift; an event a little ahead of the consumer's clock is still plausible.
 FUTURE_TOLERANCE: Final = timedelta(minutes=5)
+# A device whose clock was reset stamps 0001-01-01 or the Unix epoch; stored, one such event
+# would stretch every time range (the timeline spans the rollups) over centuries. No deployment
+# holds history from before 2000, and replayed or backfilled past periods are far later; a
+# deployment with older history passes its own bound to decode_event (IOC_EARLIEST_EVENT_TIME).
+EARLIEST_EVENT_TIME: Final = datetime(2000, 1, 1, tzinfo=UTC)
 MAX_AMOUNT_VND: Final = 5_000_000_000
 
 # msgspec enforces the offset while parsing, so a naive timestamp never reaches Python code.

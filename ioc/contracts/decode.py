@@ -13,6 +13,7 @@ import msgspec
 
 from ioc.contracts.air_quality import AirQualityEvent, check_air_quality
 from ioc.contracts.base import (
+    EARLIEST_EVENT_TIME,
     FUTURE_TOLERANCE,
     MAX_MESSAGE_BYTES,
     EventBase,
@@ -63,6 +64,12 @@ _CHECKS: Final[dict[type[EventBase], Callable[[Any, WardIndex], Any]]] = {
     FeedbackEvent: check_feedback,
     AirQualityEvent: _check_air_quality,
 }
+# The time a case began, carried by each of its events: a reset clock shows there as well, and
+# case state (processing times, the case tables' history) is measured from it.
+_CASE_START: Final[dict[type[EventBase], str]] = {
+    DossierEvent: "received_at",
+    FeedbackEvent: "submitted_at",
+}
 
 
 def schema_of(ev: Event) -> str:
@@ -76,11 +83,17 @@ def encode_event(ev: Event) -> bytes:
 
 
 def decode_event(
-    raw: bytes, *, wards: WardIndex, now: datetime, expected_schema: str | None = None
+    raw: bytes,
+    *,
+    wards: WardIndex,
+    now: datetime,
+    expected_schema: str | None = None,
+    earliest: datetime = EARLIEST_EVENT_TIME,
 ) -> Event:
     """Parse, type-check and validate one message; raises Rejected with one of REASONS.
 
-    `now` must be timezone-aware; `expected_schema` is the base topic the message came from.
+    `now` and `earliest` must be timezone-aware; `expected_schema` is the base topic the message
+    came from; events (and cases) dated before `earliest` are `too_old`.
     """
     if len(raw) > MAX_MESSAGE_BYTES:
         raise Rejected("oversized", f"{len(raw)} bytes > {MAX_MESSAGE_BYTES}")
@@ -102,8 +115,21 @@ def decode_event(
         raise Rejected(
             "future_time", f"event_time {ev.event_time.isoformat()} is ahead of {now.isoformat()}"
         )
+    # Inline rather than a helper: this runs for every event on the ingest's hot path.
+    if ev.event_time < earliest:
+        raise _too_old("event_time", ev.event_time, earliest)
+    start = _CASE_START.get(cls)
+    if start is not None and getattr(ev, start) < earliest:
+        raise _too_old(start, getattr(ev, start), earliest)
     result: Event = _CHECKS[cls](ev, wards)
     return result
+
+
+def _too_old(field: str, moment: datetime, earliest: datetime) -> Rejected:
+    return Rejected(
+        "too_old",
+        f"{field} {moment.isoformat()} is before the earliest accepted time {earliest.isoformat()}",
+    )
 
 
 def _classify(raw: bytes, exc: msgspec.DecodeError, expected: str | None) -> Rejected:

@@ -10,7 +10,7 @@ import psycopg
 from ioc.cli import CommandError
 from ioc.db.connect import NoDatabaseError, database_url
 from ioc.db.migrate import MigrationError, default_sql_dir, migrate, pending
-from ioc.settings import Settings
+from ioc.settings import Settings, SettingsError, parse_name
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -22,9 +22,23 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         ("status", "list applied and pending migrations"),
     ):
         p = dbsub.add_parser(name, help=helptext)
-        p.add_argument("--schema", default="public", help="target schema (default: public)")
+        # No default of its own: a flag default would win over IOC_DB_SCHEMA, which every
+        # other command follows, and migrate a schema nothing else reads.
+        p.add_argument(
+            "--schema",
+            type=_schema,
+            default=None,
+            help="target schema (default: IOC_DB_SCHEMA, else public)",
+        )
         p.add_argument("--sql-dir", type=Path, default=None, help="migrations directory")
         p.set_defaults(func=_run_migrate if name == "migrate" else _run_status)
+
+
+def _schema(text: str) -> str:
+    try:
+        return parse_name("--schema", text)
+    except SettingsError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _url(settings: Settings) -> str:
@@ -35,8 +49,9 @@ def _url(settings: Settings) -> str:
 
 
 def _run_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    schema = args.schema or settings.db_schema
     try:
-        result = migrate(_url(settings), schema=args.schema, sql_dir=args.sql_dir)
+        result = migrate(_url(settings), schema=schema, sql_dir=args.sql_dir)
     except MigrationError as exc:
         raise CommandError(str(exc)) from None
     except psycopg.OperationalError as exc:
@@ -44,7 +59,7 @@ def _run_migrate(args: argparse.Namespace, settings: Settings) -> int:
     mode = "TimescaleDB" if result.timescaledb else "plain PostgreSQL (no TimescaleDB)"
     done = ", ".join(f"{v:03d}" for v in result.applied) or "nothing"
     print(
-        f"migrations in schema {args.schema}: applied {done}; "
+        f"migrations in schema {schema}: applied {done}; "
         f"{len(result.skipped)} already applied; {mode}"
     )
     return 0
@@ -52,14 +67,15 @@ def _run_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 def _run_status(args: argparse.Namespace, settings: Settings) -> int:
     sql_dir = args.sql_dir or default_sql_dir()
+    schema = args.schema or settings.db_schema
     try:
-        todo = pending(_url(settings), schema=args.schema, sql_dir=sql_dir)
+        todo = pending(_url(settings), schema=schema, sql_dir=sql_dir)
     except MigrationError as exc:
         raise CommandError(str(exc)) from None
     except psycopg.OperationalError as exc:
         raise CommandError(f"cannot reach the database: {_first_line(exc)}") from None
     if not todo:
-        print(f"schema {args.schema}: up to date")
+        print(f"schema {schema}: up to date")
     for mig in todo:
         print(f"pending {mig.version:03d} {mig.name}")
     return 0

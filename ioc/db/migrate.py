@@ -194,6 +194,7 @@ def migrate(
         with conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%(k)s)", {"k": _ADVISORY_LOCK_KEY})
             _ensure_schema(conn, schema)
+            path = _migration_path(conn, schema)
             done = applied_versions(conn, schema)
             for mig in migrations:
                 if target is not None and mig.version > target:
@@ -206,18 +207,36 @@ def migrate(
                         )
                     skipped.append(mig.version)
                     continue
-                _apply_one(conn, schema, mig)
+                _apply_one(conn, schema, mig, path)
                 applied.append(mig.version)
             grant_roles(conn, schema)
     return MigrateResult(tuple(applied), tuple(skipped), timescale)
 
 
-def _apply_one(conn: psycopg.Connection[tuple[object, ...]], schema: str, mig: Migration) -> None:
+def _migration_path(conn: psycopg.Connection[tuple[object, ...]], schema: str) -> sql.Composed:
+    """SET LOCAL search_path: the target schema, then only the schema TimescaleDB's functions
+    live in (create_hypertable, policies), when it is in use. Never a fixed `public`: in a
+    database without the extension a migration then cannot touch any other schema's tables."""
+    found = conn.execute(
+        "SELECT n.nspname FROM pg_catalog.pg_extension e "
+        "JOIN pg_catalog.pg_namespace n ON n.oid = e.extnamespace "
+        "WHERE e.extname = 'timescaledb'"
+    ).fetchone()
+    names = dict.fromkeys([schema] if found is None else [schema, str(found[0])])
+    return sql.SQL("SET LOCAL search_path TO {}").format(
+        sql.SQL(", ").join(sql.Identifier(n) for n in names)
+    )
+
+
+def _apply_one(
+    conn: psycopg.Connection[tuple[object, ...]],
+    schema: str,
+    mig: Migration,
+    path: sql.Composed,
+) -> None:
     try:
         with conn.transaction():
-            conn.execute(
-                sql.SQL("SET LOCAL search_path TO {}, public").format(sql.Identifier(schema))
-            )
+            conn.execute(path)
             # The file is trusted project code, not input: it is executed as one script.
             conn.execute(mig.text.encode("utf-8"))
             conn.execute(

@@ -253,6 +253,7 @@ class Demo:
             # Accelerated live time runs ahead of the wall clock; events are not "from the
             # future" for the demo's own consumer.
             wallclock=lambda: datetime.fromtimestamp(max(clock.now(), time.time()), UTC),
+            earliest=settings.earliest_event_time,
         )
         feeder = Feeder(plan, self._items(plan, pack), sink, durability, clock, self.stop)
         self._start("ingest", ingestor.run, lambda: _close_ingest(ingestor, source))

@@ -60,8 +60,11 @@ class Alert:
 
 
 def feed_stalled(h: FeedHealth, stale_after_s: float, stalled_after_s: float) -> bool:
-    """A feed is stalled when its newest event is older than its staleness threshold, or when
-    messages wait (lag > 0) while nothing has been ingested for `stalled_after_s`."""
+    """A feed is stalled when its newest event is older than its staleness threshold, when
+    messages wait (lag > 0) while nothing has been ingested for `stalled_after_s`, or when the
+    ingest says some of its records cannot be read (stall_reason, e.g. a missing codec)."""
+    if h.stall_reason:
+        return True
     age = h.seconds_since_event
     if age is None or age > stale_after_s:
         return True

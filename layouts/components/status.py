@@ -20,13 +20,14 @@ MAX_ALERTS: Final = 4
 
 
 def stale_feeds(health: Sequence[FeedHealth], stale_after_s: Mapping[str, float]) -> frozenset[str]:
-    """Feeds whose newest event is older than their threshold, or that never had one."""
+    """Feeds whose newest event is older than their threshold, that never had one, or whose
+    ingest cannot read some of their records (their numbers are missing those)."""
     by_feed = {h.feed: h for h in health}
     out = set()
     for feed in FEED_NAMES:
         h = by_feed.get(feed)
         age = None if h is None else h.seconds_since_event
-        if age is None or age > stale_after_s.get(feed, 60.0):
+        if age is None or age > stale_after_s.get(feed, 60.0) or (h and h.stall_reason):
             out.add(feed)
     return frozenset(out)
 
@@ -66,7 +67,8 @@ def health_strip(health: Sequence[FeedHealth], stale: frozenset[str], lang: Lang
             html.Div(
                 parts,
                 className="feed-health " + ("is-stale" if feed in stale else "is-live"),
-                title=feed,
+                # Why it is stalled, for whoever walks up to the wall or hovers on a desk.
+                title=feed if h is None or not h.stall_reason else f"{feed}: {h.stall_reason}",
             )
         )
     return items

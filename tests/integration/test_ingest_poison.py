@@ -98,6 +98,14 @@ def test_poison_messages_become_dead_letters_and_good_ones_are_ingested(
     assert not missing, [(t, r, raw[:80]) for t, raw, r in missing]
     assert not extra, [(t, r, raw[:80]) for t, raw, r in extra]
     assert all(str(d) for *_, d in dead), "every dead letter says why"
+    # Devices with a reset clock: year 1 and the Unix epoch are too old, and the detail names
+    # the event's time and the bound it fell before.
+    too_old = {bytes(raw): str(d) for _, raw, reason, d in dead if reason == "too_old"}
+    for stamp, shown in ((b'"0001-01-01T', "0001-01-01T"), (b'"1970-01-01T', "1970-01-01T")):
+        details = [d for raw, d in too_old.items() if stamp in raw]
+        assert details, stamp
+        assert all(shown in d for d in details), details
+    assert all("earliest accepted time 2000-01-01T00:00:00+00:00" in d for d in too_old.values())
     # The oversized messages are stored whole.
     assert any(len(raw) > 64 * 1024 for _, raw, _ in got)
 

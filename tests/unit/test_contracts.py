@@ -12,6 +12,7 @@ import msgspec
 import pytest
 
 from ioc.contracts import (
+    EARLIEST_EVENT_TIME,
     MAX_MESSAGE_BYTES,
     REASONS,
     SCHEMAS,
@@ -368,6 +369,63 @@ def test_future_time_tolerates_five_minutes() -> None:
     assert reason_of(encode_event(utc)) == "future_time"
 
 
+def too_old(raw: bytes, earliest: datetime = EARLIEST_EVENT_TIME) -> Rejected:
+    with pytest.raises(Rejected) as info:
+        decode_event(raw, wards=WARDS, now=NOW, earliest=earliest)
+    assert info.value.reason == "too_old", info.value.detail
+    return info.value
+
+
+@pytest.mark.parametrize(
+    ("stamp", "shown"),
+    [
+        ("0001-01-01T00:00:00+07:00", "0001-01-01T00:00:00+07:00"),
+        ("1970-01-01T00:00:00Z", "1970-01-01T00:00:00+00:00"),
+        # The bound's instant written in Vietnam time, one second early.
+        ("2000-01-01T06:59:59+07:00", "2000-01-01T06:59:59+07:00"),
+    ],
+)
+def test_reset_clocks_are_too_old(stamp: str, shown: str) -> None:
+    rejected = too_old(mutated(payment(), lambda o: o.update(event_time=stamp)))
+    # The detail names the event's time and the bound, so an operator can tell which applied.
+    assert rejected.detail == (
+        f"event_time {shown} is before the earliest accepted time 2000-01-01T00:00:00+00:00"
+    )
+
+
+def test_earliest_bound_is_inclusive_and_injected() -> None:
+    assert datetime(2000, 1, 1, tzinfo=UTC) == EARLIEST_EVENT_TIME
+    at_bound = payment(event_time=EARLIEST_EVENT_TIME.astimezone(ICT))
+    assert decode(encode_event(at_bound)) == at_bound
+    epoch = payment(event_time=datetime(1970, 1, 1, tzinfo=UTC))
+    assert too_old(encode_event(epoch)).detail.startswith("event_time 1970-01-01T00:00:00+00:00")
+    # A deployment holding older history passes its own bound (IOC_EARLIEST_EVENT_TIME).
+    older = datetime(1960, 1, 1, tzinfo=UTC)
+    assert decode_event(encode_event(epoch), wards=WARDS, now=NOW, earliest=older) == epoch
+    later = datetime(2025, 1, 1, tzinfo=ICT)
+    last_year = payment(event_time=datetime(2024, 12, 31, tzinfo=ICT))
+    assert "2025-01-01T00:00:00+07:00" in too_old(encode_event(last_year), later).detail
+
+
+@pytest.mark.parametrize(
+    ("ev", "field"),
+    [
+        (dossier(received_at=datetime(1970, 1, 1, tzinfo=UTC)), "received_at"),
+        (feedback(submitted_at=datetime(1, 1, 1, tzinfo=UTC)), "submitted_at"),
+    ],
+)
+def test_a_case_begun_before_the_bound_is_too_old(ev: Event, field: str) -> None:
+    assert too_old(encode_event(ev)).detail.startswith(f"{field} ")
+
+
+def test_future_and_past_bounds_each_name_their_reason() -> None:
+    assert REASONS.index("too_old") == REASONS.index("future_time") + 1
+    assert reason_of(encode_event(payment(event_time=NOW + timedelta(days=1)))) == "future_time"
+    # Dated before the bound and otherwise bad too: the date is the first problem reported.
+    old_and_negative = payment(event_time=datetime(1999, 1, 1, tzinfo=UTC), amount_vnd=-5)
+    assert too_old(encode_event(old_and_negative)).reason == "too_old"
+
+
 def test_oversized_is_checked_before_parsing() -> None:
     raw = encode_event(payment())
     padded = raw + b" " * (MAX_MESSAGE_BYTES - len(raw))
@@ -418,7 +476,7 @@ def test_e_signed_allowed_on_results() -> None:
 
 
 def test_rejected_knows_only_the_agreed_reasons() -> None:
-    assert len(set(REASONS)) == 12
+    assert len(set(REASONS)) == 13
     with pytest.raises(ValueError, match="unknown rejection reason"):
         Rejected("bad_json", "typo")
     err = Rejected("not_json", "truncated")

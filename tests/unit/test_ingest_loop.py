@@ -108,6 +108,7 @@ class FakeDB:
     deadlock_next_txn: bool = False
     connects: int = 0
     left: list[str] = field(default_factory=list)  # members that removed their health rows
+    stalls: dict[str, str | None] = field(default_factory=dict)  # feed -> last stall written
 
 
 class FakeConn:
@@ -138,6 +139,7 @@ class FakeConn:
                 row["dead"] += params["x"][i]
                 row["dupes"] += params["d"][i]
                 row["lag"] = params["lag"][i]
+                self.db.stalls[feed] = params["stall"][i]
         self.db.journal.append("db-commit")
 
     def execute(self, query: str, params: Mapping[str, Any] | None = None) -> Any:

@@ -11,6 +11,7 @@ import pytest
 from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
 from simulators.sinks import KafkaSink, SinkError
+from streams.patience import Patience
 from streams.producer import Producer, ProducerError, split_bootstrap
 from streams.recording import Recorded
 from streams.replay import KafkaTarget, ReplayError
@@ -18,13 +19,25 @@ from streams.replay import KafkaTarget, ReplayError
 
 class FakeFuture:
     def __init__(self) -> None:
+        self.callbacks: list[Callable[[object], object]] = []
         self.errbacks: list[Callable[[BaseException], object]] = []
+        self.settled = False
+
+    def add_callback(self, fn: Callable[[object], object]) -> FakeFuture:
+        self.callbacks.append(fn)
+        return self
 
     def add_errback(self, fn: Callable[[BaseException], object]) -> FakeFuture:
         self.errbacks.append(fn)
         return self
 
+    def succeed(self) -> None:
+        self.settled = True
+        for fn in self.callbacks:
+            fn(None)
+
     def fail(self, exc: BaseException) -> None:
+        self.settled = True
         for fn in self.errbacks:
             fn(exc)
 
@@ -52,10 +65,14 @@ class FakeProducer:
     def partitions_for(self, topic: str) -> set[int] | None:
         return self.partitions.get(topic)
 
-    def flush(self) -> None:
+    def flush(self, timeout: float | None = None) -> None:
+        """A broker that is up: everything not yet settled is acknowledged."""
         self.flushes += 1
+        for future in self.futures:
+            if not future.settled:
+                future.succeed()
 
-    def close(self) -> None:
+    def close(self, timeout: float | None = None) -> None:
         self.closed = True
 
 
@@ -93,7 +110,12 @@ def _fakes(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(kafka.admin, "KafkaAdminClient", FakeAdmin)
 
 
+# No patience: an unreachable broker fails at once (the waiting is tested in test_patience).
+IMPATIENT = Patience(seconds=0, say=lambda line: None, sleep=lambda s: None)
+
+
 def make(**kw: Any) -> tuple[Producer, FakeProducer]:
+    kw.setdefault("patience", IMPATIENT)
     producer = Producer(" a:9092, ,b:9093 ", client_id="ioc-test", **kw)
     return producer, FakeProducer.made[-1]
 
@@ -122,18 +144,31 @@ def test_producer_settings() -> None:
         "compression_type": "gzip",
         "max_in_flight_requests_per_connection": 5,
         "max_request_size": 4 * 1024 * 1024,
+        "delivery_timeout_ms": 120_000,  # patience 0 + the margin
+        "max_block_ms": 5000,
+        "bootstrap_timeout_ms": 5000,
+        "reconnect_backoff_max_ms": 1000,
     }
+    _, fake = make(patience=Patience(seconds=300))
+    # Records handed over are retried for longer than the producer is patient.
+    assert fake.config["delivery_timeout_ms"] == 420_000
 
 
 def test_unreachable_and_misconfigured_raise_the_given_error() -> None:
-    with pytest.raises(SinkError, match=r"^cannot reach Kafka at x:1: KafkaTimeoutError"):
+    with pytest.raises(SinkError, match=r"^cannot reach Kafka at x:1 for 0 s .*KafkaTimeoutError"):
         Producer(
-            "x:1", client_id="c", error=SinkError, producer_factory=raising(KafkaTimeoutError())
+            "x:1",
+            client_id="c",
+            error=SinkError,
+            producer_factory=raising(KafkaTimeoutError()),
+            patience=IMPATIENT,
         )
     with pytest.raises(ReplayError, match=r"^cannot configure the Kafka producer: no lz4$"):
         Producer(
             "x:1", client_id="c", error=ReplayError, producer_factory=raising(ValueError("no lz4"))
         )
+    with pytest.raises(SinkError, match=r"^cannot reach Kafka at x:1: KafkaError: bad$"):
+        Producer("x:1", client_id="c", error=SinkError, producer_factory=raising(KafkaError("bad")))
 
 
 def test_ensure_topics_creates_only_missing() -> None:
@@ -141,7 +176,12 @@ def test_ensure_topics_creates_only_missing() -> None:
     FakeAdmin.existing = {"t.a"}
     producer.ensure_topics(["t.a", "t.b", "t.c"], 6, 2)
     (admin,) = FakeAdmin.made
-    assert admin.config == {"bootstrap_servers": ["a:9092", "b:9093"], "client_id": "ioc-test"}
+    assert admin.config == {
+        "bootstrap_servers": ["a:9092", "b:9093"],
+        "client_id": "ioc-test",
+        "bootstrap_timeout_ms": 5000,
+        "reconnect_backoff_max_ms": 1000,
+    }
     assert admin.created == [("t.b", 6, 2), ("t.c", 6, 2)]
     assert admin.closed
     FakeAdmin.existing = {"t.a", "t.b", "t.c"}
@@ -158,7 +198,7 @@ def test_ensure_topics_tolerates_a_race_and_reports_failures() -> None:
         producer.ensure_topics(["t.a", "t.b"], 3, 1)
     assert FakeAdmin.made[-1].closed
     producer, _ = make(error=ReplayError, admin_factory=raising(KafkaTimeoutError()))
-    with pytest.raises(ReplayError, match=r"^cannot reach Kafka at a:9092,b:9093: "):
+    with pytest.raises(ReplayError, match=r"^cannot reach Kafka at a:9092,b:9093 for 0 s"):
         producer.ensure_topics(["t.a"], 3, 1)
 
 

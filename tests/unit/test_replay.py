@@ -325,6 +325,7 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
         ["replay", "scenario:nope", "--to", "null"],
         ["replay", str(tmp_path / "missing.ndjson.gz"), "--to", "null"],
         ["replay", "scenario:pollution_episode", "--to", "null", "--speed", "fast-ish"],
+        ["replay", "scenario:pollution_episode", "--to", "null", "--kafka-patience", "-1"],
         ["record", str(tmp_path / "x.gz"), "--source", "simulator", "--from", "2025-12-10"],
         ["rebuild", "--schema", "bad name!"],
         ["recordings", "build", "nope"],

@@ -79,3 +79,37 @@ def test_cli_reports_bad_setting_as_one_line(
     assert status == 2
     assert err.count("\n") == 1
     assert "IOC_DASHBOARD_PORT" in err
+
+
+def test_earliest_event_time_defaults_to_the_contracts_bound() -> None:
+    from datetime import UTC, datetime, timedelta, timezone
+
+    from ioc.contracts import EARLIEST_EVENT_TIME
+
+    assert Settings.from_env({}).earliest_event_time == EARLIEST_EVENT_TIME
+    day = Settings.from_env({"IOC_EARLIEST_EVENT_TIME": "1990-01-01"}).earliest_event_time
+    assert day == datetime(1990, 1, 1, tzinfo=UTC)
+    ict = timezone(timedelta(hours=7))
+    local = Settings.from_env({"IOC_EARLIEST_EVENT_TIME": " 2010-06-01T07:00+07:00 "})
+    assert local.earliest_event_time == datetime(2010, 6, 1, 7, 0, tzinfo=ict)
+    zulu = Settings.from_env({"IOC_EARLIEST_EVENT_TIME": "1970-01-01T00:00:00Z"})
+    assert zulu.earliest_event_time == datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("raw", "says"),
+    [
+        ("", "not an ISO 8601 date"),
+        ("last year", "not an ISO 8601 date"),
+        ("2000-13-01", "not an ISO 8601 date"),
+        ("2000-01-01T00:00", "needs a UTC offset"),
+        ("2999-01-01", "in the future"),
+    ],
+)
+def test_bad_earliest_event_time_is_one_line(raw: str, says: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        Settings.from_env({"IOC_EARLIEST_EVENT_TIME": raw})
+    message = str(info.value)
+    assert message.startswith(f"IOC_EARLIEST_EVENT_TIME={raw!r} ")
+    assert says in message
+    assert "\n" not in message

@@ -72,6 +72,8 @@ def test_feed_selection_and_scenarios(tmp_path: Path) -> None:
         (["--to", "ftp:somewhere"], "use kafka, file:PATH or null"),
         (["--volume-scale", "0"], "volume-scale must be positive"),
         (["--scenario", "pollution_episode:factor=-2"], "outside"),
+        (["--kafka-patience", "soon"], "--kafka-patience='soon' is not a duration"),
+        (["--kafka-patience", "25h"], "out of range"),
     ],
 )
 def test_bad_arguments_are_one_line(
