@@ -48,11 +48,17 @@ class Retimer:
         except (msgspec.DecodeError, RecursionError, UnicodeDecodeError):
             self.unchanged += 1
             return value
-        changes = {
-            name: moment + self.shift
-            for name in _time_fields(ev)
-            if isinstance(moment := getattr(ev, name), datetime)
-        }
+        try:
+            changes = {
+                name: moment + self.shift
+                for name in _time_fields(ev)
+                if isinstance(moment := getattr(ev, name), datetime)
+            }
+        except OverflowError:
+            # A reset device clock (year 1) shifted further back leaves the calendar: replay the
+            # event as recorded, and the ingest dead-letters it as too old either way.
+            self.unchanged += 1
+            return value
         self.retimed += 1
         return encode_event(msgspec.structs.replace(ev, **changes))
 

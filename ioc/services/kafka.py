@@ -16,7 +16,13 @@ from typing import Any
 
 from ioc.services import proc
 from ioc.services.proc import Log
-from ioc.services.state import ServiceError, kafka_markers, pick_ports, pid_matches
+from ioc.services.state import (
+    ServiceError,
+    kafka_markers,
+    pick_ports,
+    pid_matches,
+    pid_starting,
+)
 
 NAME = "kafka"
 KAFKA_VERSION = "4.1.1"
@@ -237,7 +243,7 @@ def wait_ready(pid: int, entry: dict[str, Any], log_path: Path, timeout: float) 
     port = int(entry["port"])
     while time.monotonic() < deadline:
         proc.reap(pid)
-        if not pid_matches(pid, markers):
+        if not pid_matches(pid, markers) and not pid_starting(pid):
             raise ServiceError(f"kafka exited during start-up; see {log_path}")
         if listening(port) and metadata_answers(f"127.0.0.1:{port}"):
             return

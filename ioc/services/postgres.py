@@ -318,6 +318,13 @@ def provision(entry: dict[str, Any], with_timescaledb: bool) -> str:
                 sql.Identifier(PLAIN_DATABASE)
             )
         )
+        # Tests and replays load history of fixed past dates; retention (sql/011) would drop it
+        # under them once it is 400 days old. Deployments keep the default or set their own.
+        conn.execute(
+            sql.SQL("ALTER DATABASE {} SET ioc.raw_retention = 'off'").format(
+                sql.Identifier(DATABASE)
+            )
+        )
         for role, key in ((WRITER_ROLE, "writer_password"), (READER_ROLE, "reader_password")):
             found = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
             verb = sql.SQL("ALTER") if found else sql.SQL("CREATE")

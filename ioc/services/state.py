@@ -105,6 +105,18 @@ def pid_matches(pid: object, markers: Sequence[str], proc: Path = PROC) -> bool:
     return all(marker in text for marker in markers)
 
 
+def pid_starting(pid: int, proc: Path = PROC) -> bool:
+    """True if `pid` is alive with an empty command line: a child just exec'd, whose arguments
+    the kernel does not show yet (seen for the broker's JVM, about 1 start in 4)."""
+    try:
+        cmdline = (proc / str(pid) / "cmdline").read_bytes()
+        stat = (proc / str(pid) / "stat").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    fields = stat[stat.rfind(")") + 1 :].split()
+    return not cmdline and bool(fields) and fields[0] not in {"Z", "X", "x"}
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port on `host` that nothing listens on right now (the kernel picks it)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:

@@ -174,6 +174,18 @@ def test_retime_without_shift_is_byte_identical_for_events() -> None:
         assert retimer(r.value) == r.value
 
 
+def test_retime_passes_an_event_it_cannot_shift_off_the_calendar() -> None:
+    # The poison stream holds a payment from year 1 (a reset device clock): shifted back it
+    # would leave the calendar, so it is replayed as recorded, and every other event is retimed.
+    records = sim_records()
+    year_one = [r.value for r in records if b'"0001-01-01' in r.value]
+    assert year_one
+    retimer = Retimer(-timedelta(days=30))
+    for value in year_one:
+        assert retimer(value) == value
+    assert retimer.unchanged == len(year_one) and retimer.retimed == 0
+
+
 def test_shift_to_whole_seconds() -> None:
     first = int(START.timestamp() * 1000) + 400
     target = START + timedelta(days=2, microseconds=300_000)

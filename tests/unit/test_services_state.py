@@ -23,6 +23,7 @@ from ioc.services.state import (
     load_state,
     pick_ports,
     pid_matches,
+    pid_starting,
     port_is_free,
     postgres_url,
     read_connection_info,
@@ -33,7 +34,7 @@ from ioc.services.state import (
 def _fake_proc(root: Path, pid: int, argv: list[str], state: str = "S") -> None:
     d = root / str(pid)
     d.mkdir(parents=True)
-    (d / "cmdline").write_bytes(b"\0".join(a.encode() for a in argv) + b"\0")
+    (d / "cmdline").write_bytes(b"\0".join(a.encode() for a in argv) + b"\0" if argv else b"")
     # The command name may hold spaces and ')' - the state letter is after the last ')'.
     (d / "stat").write_text(f"{pid} (java) x)) {state} 1 {pid} {pid} 0 -1\n")
 
@@ -98,6 +99,17 @@ def test_dead_and_zombie_pids_count_as_down(tmp_path: Path) -> None:
     assert not pid_matches(4343, ["kafka.Kafka"], proc=tmp_path)
     info = connection_info({"postgres": PG_ENTRY, "kafka": KAFKA_ENTRY}, proc=tmp_path)
     assert info == ConnectionInfo(None, None, None, None)
+
+
+def test_a_process_without_a_command_line_yet_is_starting(tmp_path: Path) -> None:
+    _fake_proc(tmp_path, 4343, [])  # just exec'd: the kernel shows no arguments yet
+    _fake_proc(tmp_path, 4444, [], state="Z")
+    _fake_proc(tmp_path, 4545, KAFKA_ARGV)
+    assert not pid_matches(4343, ["kafka.Kafka"], proc=tmp_path)
+    assert pid_starting(4343, proc=tmp_path)
+    assert not pid_starting(4444, proc=tmp_path)  # a zombie is gone, not starting
+    assert not pid_starting(4545, proc=tmp_path)  # a full command line is judged by markers
+    assert not pid_starting(4646, proc=tmp_path)
 
 
 @pytest.mark.parametrize("pid", [None, 0, -1, True, "4242", 4.0])
