@@ -14,7 +14,7 @@ import threading
 import time
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
@@ -29,6 +29,9 @@ from ioc.db.connect import (
 from ioc.settings import Settings
 from streams.topics import Feed, parse_feeds
 from streams.writer import FeedWriter
+
+if TYPE_CHECKING:
+    from ioc.citypack import CityPack
 
 INGEST_SWITCH_INTERVAL_S = 0.001
 INGEST_GC_THRESHOLDS = (50_000, 20, 100)
@@ -169,38 +172,18 @@ def _install_signals(stop: threading.Event) -> None:
 
 def ingest_command(args: argparse.Namespace, settings: Settings) -> int:
     """Run the ingest loop until SIGTERM/SIGINT (or idle with --stop-when-idle)."""
-    from ioc.citypack import load_pack
     from streams.ingest import IngestOptions, Ingestor, build_routes
+    from streams.kafka_source import BrokerUnavailable, KafkaSource
 
-    logging.basicConfig(
-        stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
-    )
-    logging.getLogger("kafka").setLevel(logging.ERROR)
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(_QuietMissingTopics())
-        handler.addFilter(_ThrottleKafkaErrors())
-    try:
-        feeds = parse_feeds(args.feeds)
-    except ValueError as exc:
-        raise CommandError(str(exc)) from None
-    if args.source == "bus":
-        raise CommandError(
-            "the in-process bus exists only inside one process; use streams.bus_source.BusSource "
-            "from the process that runs the simulators (the demo does), or --source kafka"
-        )
+    _ingest_logging()
+    feeds = _ingest_feeds(args)
     writers = load_writers(feeds)
-    pack = load_pack(settings.city_pack)
-    if pack.wards:
-        # Builds the point-in-ward index now rather than inside the first batch.
-        pack.ward_at(pack.wards[0].lat, pack.wards[0].lon)
+    pack = _loaded_pack(settings.city_pack)
     connect = connector(_db_url(settings, "writer"), settings.db_schema, "ioc-ingest")
     _check_schema(connect, settings.db_schema)
     bootstrap = kafka_bootstrap(settings)
     stop = threading.Event()
     _install_signals(stop)
-
-    from streams.kafka_source import BrokerUnavailable, KafkaSource
-
     routes = build_routes(feeds, writers, settings.topic)
     try:
         source = KafkaSource(bootstrap, settings.consumer_group, routes, stop=stop)
@@ -224,18 +207,7 @@ def ingest_command(args: argparse.Namespace, settings: Settings) -> int:
         settings.consumer_group,
         settings.db_schema,
     )
-    # The store thread mostly waits for PostgreSQL while the poll thread decodes. With the
-    # default 5 ms switch interval every answer from the database waited up to 5 ms for the GIL,
-    # some 30 times per batch; 1 ms measured 37k -> 47k events/s (bench.ingest, 400k events).
-    sys.setswitchinterval(INGEST_SWITCH_INTERVAL_S)
-    # Every record allocates a handful of tracked objects (kafka-python's record, ours, the
-    # batch lists), so the default threshold of 700 ran a collection every ~100 records, each
-    # walking the batches in flight; nothing on that path forms cycles. Start-up objects are
-    # frozen out of collections and young ones are collected every 50,000 allocations:
-    # decode_batch on 91k payments went from 5.7 to 2.3 us per record.
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*INGEST_GC_THRESHOLDS)
+    _tune_interpreter()
     started = time.monotonic()
     try:
         totals = ingestor.run(idle_exit_s=args.stop_when_idle)
@@ -251,31 +223,84 @@ def ingest_command(args: argparse.Namespace, settings: Settings) -> int:
         totals.batches,
     )
     if args.metrics_out is not None:
-        busy = None
-        if totals.first_record_at is not None and totals.last_commit_at is not None:
-            busy = totals.last_commit_at - totals.first_record_at
-        summary = {
-            "records": totals.records,
-            "inserted": totals.inserted,
-            "duplicates": totals.duplicates,
-            "dead_letters": totals.dead,
-            "batches": totals.batches,
-            "wall_s": time.monotonic() - started,
-            "busy_s": busy,
-            # CLOCK_MONOTONIC is system-wide: members of one group can be lined up.
-            "first_record_at": totals.first_record_at,
-            "last_commit_at": totals.last_commit_at,
-            "events_per_s": totals.records / busy if busy else None,
-            # Where the time went (seconds, summed over batches): decoding on the polling
-            # thread; the store's wall time vs its own CPU (the rest waits on PostgreSQL).
-            "decode_s": round(totals.decode_s, 3),
-            "store_s": round(totals.store_s, 3),
-            "store_cpu_s": round(totals.store_cpu_s, 3),
-            "offset_commit_s": round(totals.commit_s, 3),
-            "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        }
+        summary = _metrics(totals, time.monotonic() - started)
         args.metrics_out.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return 0
+
+
+def _ingest_logging() -> None:
+    logging.basicConfig(
+        stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
+    )
+    logging.getLogger("kafka").setLevel(logging.ERROR)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_QuietMissingTopics())
+        handler.addFilter(_ThrottleKafkaErrors())
+
+
+def _ingest_feeds(args: argparse.Namespace) -> tuple[Feed, ...]:
+    try:
+        feeds = parse_feeds(args.feeds)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    if args.source == "bus":
+        raise CommandError(
+            "the in-process bus exists only inside one process; use streams.bus_source.BusSource "
+            "from the process that runs the simulators (the demo does), or --source kafka"
+        )
+    return feeds
+
+
+def _loaded_pack(name: str) -> CityPack:
+    from ioc.citypack import load_pack
+
+    pack = load_pack(name)
+    if pack.wards:
+        # Builds the point-in-ward index now rather than inside the first batch.
+        pack.ward_at(pack.wards[0].lat, pack.wards[0].lon)
+    return pack
+
+
+def _tune_interpreter() -> None:
+    # The store thread mostly waits for PostgreSQL while the poll thread decodes. With the
+    # default 5 ms switch interval every answer from the database waited up to 5 ms for the GIL,
+    # some 30 times per batch; 1 ms measured 37k -> 47k events/s (bench.ingest, 400k events).
+    sys.setswitchinterval(INGEST_SWITCH_INTERVAL_S)
+    # Every record allocates a handful of tracked objects (kafka-python's record, ours, the
+    # batch lists), so the default threshold of 700 ran a collection every ~100 records, each
+    # walking the batches in flight; nothing on that path forms cycles. Start-up objects are
+    # frozen out of collections and young ones are collected every 50,000 allocations:
+    # decode_batch on 91k payments went from 5.7 to 2.3 us per record.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*INGEST_GC_THRESHOLDS)
+
+
+def _metrics(totals: Any, wall_s: float) -> dict[str, Any]:
+    """The run's figures for --metrics-out (bench.ingest reads them)."""
+    busy = None
+    if totals.first_record_at is not None and totals.last_commit_at is not None:
+        busy = totals.last_commit_at - totals.first_record_at
+    return {
+        "records": totals.records,
+        "inserted": totals.inserted,
+        "duplicates": totals.duplicates,
+        "dead_letters": totals.dead,
+        "batches": totals.batches,
+        "wall_s": wall_s,
+        "busy_s": busy,
+        # CLOCK_MONOTONIC is system-wide: members of one group can be lined up.
+        "first_record_at": totals.first_record_at,
+        "last_commit_at": totals.last_commit_at,
+        "events_per_s": totals.records / busy if busy else None,
+        # Where the time went (seconds, summed over batches): decoding on the polling
+        # thread; the store's wall time vs its own CPU (the rest waits on PostgreSQL).
+        "decode_s": round(totals.decode_s, 3),
+        "store_s": round(totals.store_s, 3),
+        "store_cpu_s": round(totals.store_cpu_s, 3),
+        "offset_commit_s": round(totals.commit_s, 3),
+        "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def status_command(args: argparse.Namespace, settings: Settings) -> int:
