@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -143,14 +143,7 @@ def _replay_with_bus_ingest(
             stop=stop,
             progress=progress,
         )
-        deadline = time.monotonic() + DRAIN_TIMEOUT_S
-        while (
-            ingestor.totals.records < summary.records
-            and worker.is_alive()
-            and not stop.is_set()
-            and time.monotonic() < deadline
-        ):
-            time.sleep(0.05)
+        _drain(lambda: ingestor.totals.records < summary.records, worker, stop)
     finally:
         ingest_stop.set()
         worker.join()
@@ -162,6 +155,13 @@ def _replay_with_bus_ingest(
     result.ingested = ingestor.totals.records
     result.dead = ingestor.totals.dead
     return result
+
+
+def _drain(behind: Callable[[], bool], worker: threading.Thread, stop: threading.Event) -> None:
+    """Until the ingest has stored what was replayed (or died, was stopped, or took too long)."""
+    deadline = time.monotonic() + DRAIN_TIMEOUT_S
+    while behind() and worker.is_alive() and not stop.is_set() and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _writer_connect(settings: Settings) -> Any:
