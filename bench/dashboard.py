@@ -8,7 +8,9 @@ real table writers into its own schema, then `ioc dashboard` serves it in a subp
 its login; a headless Chromium signs in as a bench user and records the real callback requests
 once, and they are replayed over HTTP with its session. A time-travel step is the wall's refresh
 request with the timeline moved to a T it has not shown before (no cache can answer it), as
-during playback.
+during playback. With --compress (TimescaleDB) the raw chunks older than 7 days are compressed
+before measuring, as sql/009's policy would; --keep leaves the larger schema for
+`python -m bench.timescale storage --schema bench_dash_N`, and --reuse measures it again.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ TARGETS = {"wall_p95_ms": 100.0, "ward_p95_ms": 300.0, "map_refresh_bytes": 20_0
 BENCH_USER = "bench"
 BENCH_PASSWORD = "bench-dashboard-password-1"  # noqa: S105 - a throwaway user in a bench schema
 AS_OF_ID = "tt-as-of"
+RAW_TABLES = ("dossier_events", "payment_events", "feedback_events", "air_quality_readings")
 
 
 def fill(admin_url: str, schema: str, events: int) -> dict[str, int]:
@@ -202,11 +205,89 @@ def rss_mb(pid: int) -> float:
     return math.nan
 
 
-def measure(admin_url: str, reader_url: str, events: int, rounds: int) -> dict[str, Any]:
+def existing(admin_url: str, schema: str) -> dict[str, int] | None:
+    """Rows per feed of a schema a previous `--keep` run left filled, or None if there is none.
+    Its history ends when it was filled, so `now` has moved on since: the wall's windows see
+    fewer recent events than after a fresh fill."""
+    tables = {"dossiers": "dossier_events", "payments": "payment_events",
+              "feedback": "feedback_events", "air_quality": "air_quality_readings"}  # fmt: skip
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        found = conn.execute(
+            "SELECT 1 FROM pg_tables WHERE schemaname = %(s)s AND tablename = 'payment_events'",
+            {"s": schema},
+        ).fetchone()
+        if found is None:
+            return None
+        out = {}
+        for feed, table in tables.items():
+            row = conn.execute(
+                sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, table))
+            ).fetchone()
+            out[feed] = int(row[0]) if row else 0
+    if not sum(out.values()):
+        return None
+    sys.path.insert(0, str(REPO))
+    from tests.support import dashboard_fill
+
+    with dashboard_fill.connect(admin_url, schema) as conn:
+        feeds = ["dossiers", "payments", "feedback", "air_quality"]
+        dashboard_fill.touch_health(conn, feeds, datetime.now(UTC))
+    return out
+
+
+def compress_old_chunks(admin_url: str, schema: str) -> dict[str, Any]:
+    """What sql/009's compression policy does, now: compress every raw chunk whose range ended
+    more than 7 days ago. The policies themselves are paused, so no background job compresses
+    (or not) while the bench measures. Nothing happens on plain PostgreSQL."""
+    out: dict[str, Any] = {}
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        found = conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'")
+        if found.fetchone() is None:
+            return out
+        for table in RAW_TABLES:
+            rows = conn.execute(
+                "SELECT compress_chunk(c, if_not_compressed => true) "
+                "FROM show_chunks(%(t)s::regclass, older_than => now() - interval '7 days') c",
+                {"t": f"{schema}.{table}"},
+            ).fetchall()
+            total = conn.execute(
+                "SELECT count(*) FROM show_chunks(%(t)s::regclass)", {"t": f"{schema}.{table}"}
+            ).fetchone()
+            out[table] = {"compressed": len(rows), "chunks": int(total[0]) if total else 0}
+        conn.execute("ANALYZE")
+    return out
+
+
+def pause_policies(admin_url: str, schema: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone():
+            conn.execute(
+                "SELECT alter_job(job_id, scheduled => false) FROM timescaledb_information.jobs "
+                "WHERE hypertable_schema = %(s)s",
+                {"s": schema},
+            )
+
+
+def measure(
+    admin_url: str,
+    reader_url: str,
+    events: int,
+    rounds: int,
+    compress: bool = False,
+    keep: bool = False,
+    reuse: bool = False,
+) -> dict[str, Any]:
     schema = f"bench_dash_{events}"
     t0 = time.perf_counter()
-    written = fill(admin_url, schema, events)
+    written = existing(admin_url, schema) if reuse else None
+    reused = written is not None
+    if written is None:
+        written = fill(admin_url, schema, events)
     fill_s = time.perf_counter() - t0
+    compressed: dict[str, Any] | None = None
+    if compress:
+        pause_policies(admin_url, schema)
+        compressed = compress_old_chunks(admin_url, schema)
     proc, url = start_dashboard(reader_url, schema)
     try:
         bodies, session = record(url)
@@ -221,9 +302,13 @@ def measure(admin_url: str, reader_url: str, events: int, rounds: int) -> dict[s
     finally:
         proc.terminate()
         proc.wait(timeout=20)
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+    if not keep:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
     return {
+        "schema_kept": schema if keep else None,
+        "reused_schema": reused,
+        "compressed_chunks": compressed,
         "events_requested": events,
         "events_written": sum(written.values()),
         "by_feed": written,
@@ -244,13 +329,35 @@ def main() -> int:
     parser.add_argument("--baseline", type=int, default=100_000, help="smaller history to compare")
     parser.add_argument("--rounds", type=int, default=200, help="wall refreshes timed per size")
     parser.add_argument("--results", type=Path, default=RESULTS, help="JSON file to update")
+    parser.add_argument(
+        "--compress",
+        action="store_true",
+        help="TimescaleDB: compress the raw chunks older than 7 days (as the policy would) "
+        "before measuring",
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the larger history's schema (for other benches)"
+    )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="measure the larger history's schema a `--keep` run left, instead of filling it",
+    )
     args = parser.parse_args()
     info = read_connection_info(REPO / ".ioc")
     if not info.admin_url or not info.reader_url:
         print("bench.dashboard: start the services first (`ioc services up`)", file=sys.stderr)
         return 1
-    small = measure(info.admin_url, info.reader_url, args.baseline, args.rounds)
-    large = measure(info.admin_url, info.reader_url, args.events, args.rounds)
+    small = measure(info.admin_url, info.reader_url, args.baseline, args.rounds, args.compress)
+    large = measure(
+        info.admin_url,
+        info.reader_url,
+        args.events,
+        args.rounds,
+        args.compress,
+        args.keep,
+        args.reuse,
+    )
     ratio_wall = large["wall_refresh_ms"]["p95"] / small["wall_refresh_ms"]["p95"]
     ratio_ward = large["ward_page_ms"]["p95"] / small["ward_page_ms"]["p95"]
     ratio_travel = large["time_travel_step_ms"]["p95"] / small["time_travel_step_ms"]["p95"]
@@ -259,6 +366,7 @@ def main() -> int:
         "machine": describe(),
         "note": "server time of the real callback requests replayed over loopback HTTP; "
         "history filled through the real table writers from the seeded simulator",
+        "command": "python -m bench.dashboard " + " ".join(sys.argv[1:]),
         "baseline": small,
         "large": large,
         "ratio_large_vs_baseline": {"wall_p95": round(ratio_wall, 2),
