@@ -26,7 +26,6 @@ from typing import Any
 import msgspec
 import psycopg
 import pytest
-from kafka import KafkaConsumer
 from psycopg import sql
 
 from ioc.contracts import VN_TZ
@@ -38,6 +37,7 @@ from tests.support.ingest_run import (
     REPO,
     count_raw,
     ingest_env,
+    read_topics,
     start_ingest,
     topic_prefix,
     wait_for,
@@ -115,27 +115,6 @@ def _expected(tmp_path: Path) -> list[bytes]:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr.decode(errors="replace")[-2000:]
     return out.read_bytes().splitlines()
-
-
-def _read_topics(bootstrap: str, topics: list[str], expected: int) -> list[Any]:
-    consumer = KafkaConsumer(
-        *topics,
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    records: list[Any] = []
-    deadline = time.monotonic() + 60
-    try:
-        while len(records) < expected and time.monotonic() < deadline:
-            for batch in consumer.poll(timeout_ms=500, max_records=10_000).values():
-                records.extend(batch)
-        for batch in consumer.poll(timeout_ms=1500).values():
-            records.extend(batch)  # nothing more may arrive
-    finally:
-        consumer.close()
-    return records
 
 
 def _check_topics(records: list[Any], expected: list[bytes]) -> None:
@@ -224,7 +203,7 @@ def test_broker_restart_mid_stream_loses_and_doubles_nothing(
                 pg_admin_url, pg_schema, (bootstrap, root), (sim, sim_log), len(expected)
             )
             assert sim.wait(timeout=120) == 0, sim_log.read_text(errors="replace")[-3000:]
-            records = _read_topics(bootstrap, [prefix + t for t in RAW_TABLES], len(expected))
+            records = read_topics(bootstrap, [prefix + t for t in RAW_TABLES], len(expected))
         finally:
             for proc in (sim, ingest):
                 if proc.poll() is None:

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import contextlib
-import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any
 
-from kafka import KafkaAdminClient, KafkaConsumer
+from kafka import KafkaAdminClient
 from kafka.partitioner.default import murmur2
 
 from ioc.citypack import load_pack
@@ -21,29 +19,9 @@ from simulators.commands import open_sink
 from simulators.engine import SimConfig, generate, run
 from simulators.sinks import KafkaSink
 from streams.topics import BY_TOPIC
+from tests.support.ingest_run import read_topics
 
 START = datetime(2025, 3, 4, 7, 0, tzinfo=VN_TZ)  # a Tuesday morning: every feed is busy
-
-
-def _read_all(bootstrap: str, topics: list[str], expected: int) -> list[Any]:
-    consumer = KafkaConsumer(
-        *topics,
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-    )
-    records: list[Any] = []
-    deadline = time.monotonic() + 120
-    try:
-        while len(records) < expected and time.monotonic() < deadline:
-            for batch in consumer.poll(timeout_ms=500, max_records=5000).values():
-                records.extend(batch)
-        for batch in consumer.poll(timeout_ms=1500).values():
-            records.extend(batch)  # nothing more may arrive
-    finally:
-        consumer.close()
-    return records
 
 
 def test_all_four_feeds_round_trip_through_kafka(
@@ -60,7 +38,7 @@ def test_all_four_feeds_round_trip_through_kafka(
     sink.close()
     assert summary.total == len(items) > 10_000
 
-    records = _read_all(kafka_bootstrap, list(names.values()), len(items))
+    records = read_topics(kafka_bootstrap, list(names.values()), len(items))
     assert len(records) == len(items)
     base_of = {full: base for base, full in names.items()}
     now = datetime.now(VN_TZ)
@@ -105,7 +83,7 @@ def test_simulate_creates_missing_topics_with_three_partitions(kafka_bootstrap: 
         assert sorted(d["name"] for d in described) == sorted(full)
         assert all(d["error_code"] == 0 for d in described)
         assert all(len(d["partitions"]) == 3 for d in described)
-        records = _read_all(
+        records = read_topics(
             kafka_bootstrap, [prefix + "ioc.payments.v1", prefix + "ioc.air_quality.v1"],
             summary.total,
         )  # fmt: skip

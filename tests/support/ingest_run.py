@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from kafka import KafkaAdminClient, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from psycopg import sql
 
 from ioc.citypack import load_pack
@@ -219,3 +219,28 @@ def per_topic(messages: Sequence[Message]) -> dict[str, int]:
     for m in messages:
         out[m.topic] = out.get(m.topic, 0) + 1
     return out
+
+
+def read_topics(
+    bootstrap: str, topics: list[str], expected: int, timeout_s: float = 120
+) -> list[Any]:
+    """Every record of `topics` from the start: until `expected` arrived (or the timeout), then
+    one more poll, so that a record too many would be seen."""
+    consumer = KafkaConsumer(
+        *topics,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    records: list[Any] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(records) < expected and time.monotonic() < deadline:
+            for batch in consumer.poll(timeout_ms=500, max_records=10_000).values():
+                records.extend(batch)
+        for batch in consumer.poll(timeout_ms=1500).values():
+            records.extend(batch)  # nothing more may arrive
+    finally:
+        consumer.close()
+    return records
