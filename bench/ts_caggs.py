@@ -41,6 +41,7 @@ from ioc.citypack import load_pack
 from ioc.contracts import PUBLIC_COUNTER_TYPES, PaymentEvent, decode_event
 from ioc.queries.payments import SUM_ROLLUP
 from ioc.queries.window import HOUR, Window, floor_hour
+from streams.payments import EVENT_COLUMNS
 from streams.source import SourceRecord
 from streams.storage import stage_rows
 from streams.writer import Accepted
@@ -68,17 +69,7 @@ SELECT event_id, event_time, ward_code, payment_id, merchant_id, merchant_type, 
        amount_vnd, status
 FROM stage_payment_events
 """
-COLUMNS = (
-    "event_id",
-    "event_time",
-    "ward_code",
-    "payment_id",
-    "merchant_id",
-    "merchant_type",
-    "channel",
-    "amount_vnd",
-    "status",
-)
+COLUMNS = EVENT_COLUMNS  # the raw table the ingest writes, column for column
 BATCH = 5_000
 
 
