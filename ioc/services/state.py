@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 import tempfile
 from collections.abc import Mapping, Sequence
@@ -117,12 +118,31 @@ def pid_starting(pid: int, proc: Path = PROC) -> bool:
     return not cmdline and bool(fields) and fields[0] not in {"Z", "X", "x"}
 
 
+# Services listen below the kernel's ephemeral range: a port from that range (what binding port 0
+# gives) can be taken by any outgoing connection between our check and the server's bind, which
+# made the broker exit during start-up about 1 start in 4 while tests kept many connections open.
+SERVICE_PORTS = (20_000, 32_000)
+
+
+def ephemeral_low(path: Path = Path("/proc/sys/net/ipv4/ip_local_port_range")) -> int:
+    """The lowest port the kernel hands to outgoing connections (32768 when unreadable)."""
+    try:
+        return int(path.read_text(encoding="ascii").split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port on `host` that nothing listens on right now (the kernel picks it)."""
+    """A TCP port on `host` that nothing listens on right now, outside the ephemeral range."""
+    low, high = SERVICE_PORTS[0], min(SERVICE_PORTS[1], ephemeral_low())
+    for _ in range(100):
+        port = low + secrets.randbelow(max(high - low, 1))
+        if port_is_free(port, host):
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        port: int = sock.getsockname()[1]
-        return port
+        sock.bind((host, 0))  # a crowded range: let the kernel pick
+        picked: int = sock.getsockname()[1]
+        return picked
 
 
 def port_is_free(port: object, host: str = "127.0.0.1") -> bool:

@@ -15,10 +15,12 @@ import pytest
 
 from ioc.services import manager, proc
 from ioc.services.state import (
+    SERVICE_PORTS,
     ConnectionInfo,
     ServiceError,
     connection_info,
     default_cache_dir,
+    ephemeral_low,
     free_port,
     load_state,
     pick_ports,
@@ -157,6 +159,16 @@ def test_url_quotes_passwords_with_url_syntax() -> None:
         5432,
         "/ioc",
     )
+
+
+def test_free_ports_stay_out_of_the_ephemeral_range(tmp_path: Path) -> None:
+    # Outgoing connections take ephemeral ports; a service port from there could be stolen.
+    ports = {free_port() for _ in range(50)}
+    assert all(SERVICE_PORTS[0] <= p < min(SERVICE_PORTS[1], ephemeral_low()) for p in ports)
+    assert len(ports) > 40
+    (tmp_path / "range").write_text("15000\t60999\n")
+    assert ephemeral_low(tmp_path / "range") == 15000
+    assert ephemeral_low(tmp_path / "missing") == 32_768
 
 
 def test_free_port_is_bindable_and_a_listening_port_is_not() -> None:
