@@ -33,10 +33,10 @@ import psycopg
 from psycopg import sql
 
 from bench.machine import describe
-from ioc.auth import users
-from ioc.auth.passwords import hash_password
-from ioc.db.migrate import migrate
-from ioc.services.state import read_connection_info
+from ioc.app.services.state import read_connection_info
+from ioc.core.auth import users
+from ioc.core.auth.passwords import hash_password
+from ioc.core.db.migrate import migrate
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results" / "dashboard.json"
@@ -80,7 +80,7 @@ def start_dashboard(reader_url: str, schema: str) -> tuple[subprocess.Popen[byte
     env = {k: v for k, v in os.environ.items() if not k.startswith("IOC_")}
     env.update(IOC_DATABASE_URL=reader_url, IOC_DB_SCHEMA=schema, IOC_DASHBOARD_PORT=str(port))
     proc = subprocess.Popen(
-        [sys.executable, "-m", "ioc.cli", "dashboard"],
+        [sys.executable, "-m", "ioc.app.cli", "dashboard"],
         env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"

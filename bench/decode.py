@@ -10,7 +10,7 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from ioc.contracts import (
+from ioc.core.contracts import (
     AirQualityEvent,
     DossierEvent,
     Event,

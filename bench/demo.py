@@ -334,7 +334,7 @@ def run_once(
 
 def total_wards_hint() -> int:
     """At least half the pack's wards coloured counts as 'a coloured map'."""
-    from ioc.citypack import load_pack
+    from ioc.core.citypack import load_pack
 
     return len(load_pack("halong").wards) // 2
 

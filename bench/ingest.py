@@ -28,13 +28,13 @@ from psycopg import sql
 
 from bench import cpu
 from bench.machine import describe
-from ioc.citypack import load_pack
-from ioc.contracts import PaymentEvent, encode_event
-from ioc.db.migrate import migrate
-from ioc.services.state import read_connection_info
+from ioc.app.services.state import read_connection_info
+from ioc.core.citypack import load_pack
+from ioc.core.contracts import PaymentEvent, encode_event
+from ioc.core.db.migrate import migrate
+from ioc.core.feeds import FEEDS
 from simulators.engine import SimConfig, generate
 from simulators.sinks import KafkaSink
-from streams.topics import FEEDS
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results" / "ingest.json"
@@ -101,7 +101,7 @@ def bare_consume(bootstrap: str, topics: list[str], n: int) -> dict[str, Any]:
 def _bare_child(bootstrap: str, n: int, topics: list[str]) -> None:
     from kafka import KafkaConsumer
 
-    from streams.kafka_source import CONSUMER_TUNING
+    from streams.transport.kafka_source import CONSUMER_TUNING
 
     consumer = KafkaConsumer(
         bootstrap_servers=bootstrap,
@@ -156,7 +156,7 @@ def full_ingest(
     for i in range(members):
         metrics = Path(tempfile.mkstemp(suffix=".json")[1])
         cmd = _profiled(profile, spy) if i == 0 else [sys.executable, "-m"]
-        cmd += ["ioc.cli", "ingest", "--stop-when-idle", "3", "--metrics-out", str(metrics)]
+        cmd += ["ioc.app.cli", "ingest", "--stop-when-idle", "3", "--metrics-out", str(metrics)]
         cmd += ["--max-batch", str(max_batch)]
         runs.append((subprocess.Popen(cmd, cwd=REPO, env=env), metrics))  # noqa: S603 - our argv
     parts: list[dict[str, Any]] = []
@@ -231,8 +231,8 @@ class _KpiPoller:
     """Reads the payments KPI (city transactions in the last hours) as fast as it can."""
 
     def __init__(self, reader_url: str, schema: str) -> None:
-        from ioc.queries.payments import payment_kpis
-        from ioc.queries.window import CITY, Window
+        from ioc.core.queries.payments import payment_kpis
+        from ioc.core.queries.window import CITY, Window
 
         self.samples: list[tuple[float, int]] = []
         self.stop = threading.Event()
@@ -266,7 +266,7 @@ def latency(info: Any, schema: str, prefix: str, rate: int, seconds: float) -> d
     env = _ingest_env(info, schema, prefix, f"bench-lat-{uuid.uuid4().hex[:8]}")
     with log_path.open("wb") as fh:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "ioc.cli", "ingest"], cwd=REPO, env=env, stderr=fh
+            [sys.executable, "-m", "ioc.app.cli", "ingest"], cwd=REPO, env=env, stderr=fh
         )
     try:
         deadline = time.monotonic() + 60
@@ -486,7 +486,7 @@ def main(argv: list[str] | None = None) -> int:
             "ratio_full_to_bare uses the bare read before (b), as the target is stated; "
             "ratio_full_to_bare_range also divides by the bare read repeated after (b).",
             "latency: payments stamped at send time; the k-th sent counts as visible when the "
-            "payments KPI query (ioc.queries.payments, city transactions) reaches k.",
+            "payments KPI query (ioc.core.queries.payments, city transactions) reaches k.",
             "members: (b) runs that many `ioc ingest` processes in one consumer group, as the "
             "README describes for scaling; its rate is events stored over the span from the "
             "first record any member polled to the last offset commit of any.",

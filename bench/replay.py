@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from bench.machine import describe
-from ioc.settings import Settings
-from streams.bus import Bus
-from streams.recording import open_recording
-from streams.replay import BusTarget, KafkaTarget, NullTarget, Target, replay
-from streams.replay_commands import resolve_recording
-from streams.retime import Retimer, shift_to
-from streams.topics import FEEDS
+from ioc.app.commands.replay import resolve_recording
+from ioc.app.settings import Settings
+from ioc.core.feeds import FEEDS
+from streams.replay.player import BusTarget, KafkaTarget, NullTarget, Target, replay
+from streams.replay.recording import open_recording
+from streams.replay.retime import Retimer, shift_to
+from streams.transport.bus import Bus
 
 RESULTS = Path(__file__).resolve().parent / "results" / "replay.json"
 TOPICS = [f.topic for f in FEEDS]
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
           f"bus retimed {runs['bus_retimed']['records_per_s']:,}/s", file=sys.stderr)  # fmt: skip
     if not args.skip_kafka:
         settings = Settings.from_env()
-        from ioc.db.connect import kafka_bootstrap
+        from ioc.app.connect import kafka_bootstrap
 
         bootstrap = kafka_bootstrap(settings)
         created: list[str] = []

@@ -23,13 +23,13 @@ from importlib.metadata import version
 from pathlib import Path
 
 from bench.machine import describe
-from ioc.citypack import CityPack, load_pack
-from ioc.contracts import VN_TZ
-from ioc.settings import Settings
+from ioc.app.settings import Settings
+from ioc.core.citypack import CityPack, load_pack
+from ioc.core.contracts import VN_TZ
+from ioc.core.feeds import BY_TOPIC, FEED_NAMES
 from simulators.clock import SimClock
 from simulators.engine import SimConfig, generate, run
 from simulators.sinks import FileSink, KafkaSink, NullSink, Sink
-from streams.topics import BY_TOPIC, FEED_NAMES
 
 RESULTS = Path(__file__).resolve().parent / "results" / "simulate.json"
 START = datetime(2025, 3, 3, tzinfo=VN_TZ)
@@ -94,7 +94,7 @@ def _bootstrap() -> str | None:
     settings = Settings.from_env()
     if settings.kafka_bootstrap:
         return settings.kafka_bootstrap
-    from ioc.services.state import read_connection_info
+    from ioc.app.services.state import read_connection_info
 
     return read_connection_info(settings.data_dir).kafka_bootstrap
 

@@ -33,8 +33,8 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 from psycopg import sql
 
-from ioc.db.migrate import migrate
-from ioc.services.state import DATABASE, PLAIN_DATABASE, ConnectionInfo, read_connection_info
+from ioc.app.services.state import DATABASE, PLAIN_DATABASE, ConnectionInfo, read_connection_info
+from ioc.core.db.migrate import migrate
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results"

@@ -6,7 +6,7 @@ On its payment_events a real-time continuous aggregate with the same columns as
 payment_stats_hourly is created and refreshed up to one hour ago (as a refresh policy with
 end_offset 1 hour would leave it), and a second one only up to six hours ago (a policy running
 late). Then:
-  exactness   the wall's payments query (ioc.queries.payments.SUM_ROLLUP) on the rollup and on
+  exactness   the wall's payments query (ioc.core.queries.payments.SUM_ROLLUP) on the rollup and on
               each aggregate, for today, the last 24 h and the last 7 days;
   freshness   2,000 payments of now, then 2,000 payments of three hours ago (a consumer catching
               up after an outage) are written by PaymentWriter: what each side shows at once, and
@@ -37,15 +37,15 @@ from psycopg import sql
 from bench.machine import describe
 from bench.timescale import drop_schema, fresh_schema, log, services, write_results
 from bench.ts_storage import connect, pause_policies
-from ioc.citypack import load_pack
-from ioc.contracts import PUBLIC_COUNTER_TYPES, PaymentEvent, decode_event
-from ioc.queries.payments import SUM_ROLLUP
-from ioc.queries.window import HOUR, Window, floor_hour
-from streams.payments import EVENT_COLUMNS
-from streams.source import SourceRecord
-from streams.storage import stage_rows
-from streams.writer import Accepted
-from streams.writers import WRITERS
+from ioc.core.citypack import load_pack
+from ioc.core.contracts import PUBLIC_COUNTER_TYPES, PaymentEvent, decode_event
+from ioc.core.queries.payments import SUM_ROLLUP
+from ioc.core.queries.window import HOUR, Window, floor_hour
+from streams.ingest.storage import stage_rows
+from streams.ingest.writers.base import Accepted
+from streams.ingest.writers.payments import EVENT_COLUMNS
+from streams.ingest.writers.registry import WRITERS
+from streams.transport.source import SourceRecord
 
 PUBLIC = sql.SQL(", ").join(sql.Literal(t) for t in sorted(PUBLIC_COUNTER_TYPES))
 CAGG = """

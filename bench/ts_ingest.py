@@ -44,11 +44,11 @@ from bench.timescale import (
     services,
     write_results,
 )
-from ioc.citypack import load_pack
-from ioc.services.state import default_cache_dir
+from ioc.app.services.state import default_cache_dir
+from ioc.core.citypack import load_pack
+from ioc.core.feeds import FEEDS
 from simulators.engine import SimConfig, generate
 from simulators.sinks import KafkaSink
-from streams.topics import FEEDS
 
 PEERS_LOCK = REPO / "bench" / "peers.lock"
 PEER_SCRIPT = REPO / "bench" / "peer_quix.py"
@@ -157,7 +157,7 @@ def run_ioc(info: Any, database: str, schema: str, prefix: str, feeds: str) -> d
         IOC_KAFKA_BOOTSTRAP=str(info.kafka_bootstrap),
         IOC_CONSUMER_GROUP=f"bench-ts-{uuid.uuid4().hex[:8]}",
     )
-    cmd = [sys.executable, "-m", "ioc.cli", "ingest", "--stop-when-idle", "3", "--feeds", feeds]
+    cmd = [sys.executable, "-m", "ioc.app.cli", "ingest", "--stop-when-idle", "3", "--feeds", feeds]
     cmd += ["--metrics-out", str(metrics)]
     proc = subprocess.Popen(cmd, cwd=REPO, env=env)  # noqa: S603 - our argv
     with BackendCpu(in_database(str(info.admin_url), database), proc.pid) as backends:

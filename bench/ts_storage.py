@@ -44,10 +44,10 @@ from bench.timescale import (
     services,
     write_results,
 )
-from ioc.contracts import PaymentEvent
-from streams.source import SourceRecord
-from streams.writer import Accepted
-from streams.writers import WRITERS
+from ioc.core.contracts import PaymentEvent
+from streams.ingest.writers.base import Accepted
+from streams.ingest.writers.registry import WRITERS
+from streams.transport.source import SourceRecord
 
 CASE_ID = {"dossier_events": "dossier_id", "feedback_events": "report_id"}
 # Layouts tried: name -> table -> (segmentby, orderby). `ward_time` is sql/009's.

@@ -1,1 +1,1 @@
-"""Shared core of the IOC dashboard: settings, city packs, contracts, queries and the CLI."""
+"""The IOC dashboard: ioc.core below; streams, simulators, layouts on it; ioc.app on top."""

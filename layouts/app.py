@@ -12,11 +12,11 @@ from typing import Any, Final
 import psycopg
 from dash import Dash, Input, Output, State, dcc, html
 
-from ioc.auth.principals import Permission, Principal
-from ioc.citypack import load_pack
-from ioc.db.connect import connector, database_url
-from ioc.settings import Settings
-from ioc.targets import DashboardConfig, load_config
+from ioc.app.connect import connector, database_url
+from ioc.app.settings import Settings
+from ioc.core.auth.principals import Permission, Principal
+from ioc.core.citypack import load_pack
+from ioc.core.targets import DashboardConfig, load_config
 from layouts import login, security, timeline, wall, ward
 from layouts.components.timeline import timeline_bar, viewing_badge
 from layouts.data import Clock, Connect, DataSource, utc_now

@@ -16,10 +16,10 @@ from typing import Any, TypeVar
 import pandas as pd
 import psycopg
 
-from ioc.citypack import CityPack
-from ioc.db.connect import NoDatabaseError
-from ioc.queries.air_quality import air_quality_kpis
-from ioc.queries.snapshot import (
+from ioc.app.connect import NoDatabaseError
+from ioc.core.citypack import CityPack
+from ioc.core.queries.air_quality import air_quality_kpis
+from ioc.core.queries.snapshot import (
     DAY,
     WallSnapshot,
     air_quality_fingerprint,
@@ -27,10 +27,10 @@ from ioc.queries.snapshot import (
     travel_snapshot,
     wall_snapshot,
 )
-from ioc.queries.timeline import Span, data_span
-from ioc.queries.ward import PERIOD_HOURS, WardDetail, ward_detail
-from ioc.queries.window import floor_hour
-from ioc.targets import DashboardConfig
+from ioc.core.queries.timeline import Span, data_span
+from ioc.core.queries.ward import PERIOD_HOURS, WardDetail, ward_detail
+from ioc.core.queries.window import floor_hour
+from ioc.core.targets import DashboardConfig
 
 Connect = Callable[[], psycopg.Connection[Any]]
 Clock = Callable[[], datetime]

@@ -7,7 +7,7 @@ import math
 from datetime import date, datetime
 from typing import Final, Literal
 
-from ioc.contracts import VN_TZ
+from ioc.core.contracts import VN_TZ
 
 Lang = Literal["vi", "en"]
 LANGS: Final[tuple[Lang, ...]] = ("vi", "en")

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final, Literal
 
-from ioc.aqi import category, load_table
+from ioc.core.aqi import category, load_table
 from layouts.i18n import DASH, Lang, fmt_duration, fmt_number, fmt_percent, fmt_vnd
 
 Kind = Literal["count", "share", "vnd", "hours", "rating", "aqi", "ugm3"]

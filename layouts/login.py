@@ -14,8 +14,8 @@ from flask.typing import ResponseReturnValue
 from markupsafe import escape
 from werkzeug.wrappers import Response as BaseResponse
 
-from ioc.auth import sessions, tokens, users
-from ioc.auth.passwords import verify_password
+from ioc.core.auth import sessions, tokens, users
+from ioc.core.auth.passwords import verify_password
 from layouts.data import DATA_ERRORS
 from layouts.i18n import Lang, lang_of, t
 from layouts.security import (

@@ -22,11 +22,11 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import BadRequest, Forbidden, HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from ioc.auth import audit
-from ioc.auth.audit import Outcome
-from ioc.auth.principals import OPEN, Permission, Principal
-from ioc.auth.ratelimit import LoginLimiter
-from ioc.auth.sessions import Session, lookup, valid_secret
+from ioc.core.auth import audit
+from ioc.core.auth.audit import Outcome
+from ioc.core.auth.principals import OPEN, Permission, Principal
+from ioc.core.auth.ratelimit import LoginLimiter
+from ioc.core.auth.sessions import Session, lookup, valid_secret
 from layouts.data import DATA_ERRORS, ConnectionSource
 
 log = logging.getLogger("ioc.dashboard.security")

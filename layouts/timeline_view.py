@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from ioc.contracts import VN_TZ
-from ioc.queries.timeline import Span
+from ioc.core.contracts import VN_TZ
+from ioc.core.queries.timeline import Span
 from layouts.i18n import Lang, t
 
 STEP_S: Final = 300  # the timeline moves in 5-minute steps; window KPIs use whole hours

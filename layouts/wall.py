@@ -13,8 +13,9 @@ from dash import ALL, Dash, Input, Output, State, ctx, dcc, html, no_update
 from dash.exceptions import PreventUpdate
 from werkzeug.exceptions import BadRequest, Forbidden
 
-from ioc.auth.principals import Principal
-from ioc.queries.alerts import acknowledge
+from ioc.core.auth.principals import Principal
+from ioc.core.feeds import FEED_NAMES
+from ioc.core.queries.alerts import acknowledge
 from layouts.components.map import ward_map
 from layouts.components.status import ACK
 from layouts.components.tiles import TARGET, TILE, TREND, VALUE, tile_grid
@@ -25,7 +26,6 @@ from layouts.kpis import BY_KEY
 from layouts.security import audit_event, principal
 from layouts.timeline_view import parse_as_of
 from layouts.wall_view import build_wall, rotate
-from streams.topics import FEED_NAMES
 
 MAP: Final = "wall-map"
 GEOJSON: Final = "wall-geojson"

@@ -7,11 +7,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ioc.citypack import CityPack
-from ioc.queries.alerts import Thresholds, evaluate
-from ioc.queries.snapshot import WallSnapshot
-from ioc.queries.window import floor_hour
-from ioc.targets import DashboardConfig
+from ioc.core.citypack import CityPack
+from ioc.core.queries.alerts import Thresholds, evaluate
+from ioc.core.queries.snapshot import WallSnapshot
+from ioc.core.queries.window import floor_hour
+from ioc.core.targets import DashboardConfig
 from layouts.components.map import legend, map_hideout, ward_values
 from layouts.components.status import alert_list, health_strip, stale_feeds, travel_note
 from layouts.components.tiles import TileText, tile_texts

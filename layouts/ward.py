@@ -10,16 +10,16 @@ from typing import Any, Final
 from dash import Dash, Input, Output, State, dcc, html, no_update
 from werkzeug.exceptions import BadRequest, Forbidden
 
-from ioc.auth.principals import Principal
-from ioc.contracts import VN_TZ
-from ioc.queries.ward import PERIOD_HOURS
+from ioc.core.auth.principals import Principal
+from ioc.core.contracts import VN_TZ
+from ioc.core.feeds import FEED_NAMES
+from ioc.core.queries.ward import PERIOD_HOURS
 from layouts.components.timeline import AS_OF
 from layouts.data import DataSource, Unavailable
 from layouts.i18n import Lang, enum_label, fmt_number, fmt_time, lang_of, t
 from layouts.security import audit_event, principal
 from layouts.timeline_view import fmt_moment, parse_as_of
 from layouts.ward_view import breakdown_figures, export_csv, kpi_table, overdue_lists, series_figure
-from streams.topics import FEED_NAMES
 
 CODE: Final = "ward-code"
 PERIOD: Final = "ward-period"

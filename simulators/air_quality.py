@@ -13,8 +13,8 @@ import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ioc.citypack import CityPack
-from ioc.contracts import AirQualityEvent, encode_event
+from ioc.core.citypack import CityPack
+from ioc.core.contracts import AirQualityEvent, encode_event
 from simulators.context import SimContext
 from simulators.core import SLOT, SLOTS_PER_DAY, Item, stream
 from simulators.params import SimParams

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ioc.citypack import CityPack
+from ioc.core.citypack import CityPack
 from simulators.core import Window
 from simulators.params import SimParams
 from simulators.timebase import WorkCalendar

@@ -12,12 +12,12 @@ from collections.abc import Iterator
 from datetime import date, datetime
 from typing import cast
 
-from ioc.contracts import (
+from ioc.core.contracts import (
     PROCEDURE_FIELDS,
     DossierEvent,
     encode_event,
 )
-from ioc.contracts.dossiers import DossierChannel, DossierKind, ProcedureField, ServiceLevel
+from ioc.core.contracts.dossiers import DossierChannel, DossierKind, ProcedureField, ServiceLevel
 from simulators.cases import CaseLoop
 from simulators.context import SimContext
 from simulators.core import (

@@ -10,7 +10,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from ioc.citypack import CityPack
+from ioc.core.citypack import CityPack
+from ioc.core.feeds import FEED_NAMES
 from simulators.air_quality import AirQualitySimulator
 from simulators.clock import SimClock
 from simulators.context import SimContext
@@ -22,7 +23,6 @@ from simulators.payments import PaymentSimulator
 from simulators.scenarios import ScenarioSpec, compile_effects, poison_items
 from simulators.sinks import Sink
 from simulators.timebase import WorkCalendar, from_datetime, local_day, to_datetime
-from streams.topics import FEED_NAMES
 
 # Item feed index -> name in summaries; index 4 is the poison scenario's stream.
 FEED_OF_INDEX = (*FEED_NAMES, "poison")

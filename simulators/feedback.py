@@ -12,14 +12,14 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import cast
 
-from ioc.contracts import (
+from ioc.core.contracts import (
     FEEDBACK_CATEGORIES,
     FEEDBACK_CHANNELS,
     URGENCIES,
     FeedbackEvent,
     encode_event,
 )
-from ioc.contracts.feedback import FeedbackCategory, FeedbackChannel, FeedbackKind, Urgency
+from ioc.core.contracts.feedback import FeedbackCategory, FeedbackChannel, FeedbackKind, Urgency
 from simulators.cases import CaseLoop
 from simulators.context import SimContext
 from simulators.core import (

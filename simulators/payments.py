@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from datetime import date
 from typing import cast
 
-from ioc.contracts import MERCHANT_TYPES, PAYMENT_CHANNELS, PaymentEvent, encode_event
-from ioc.contracts.payments import MerchantType, PaymentChannel, PaymentStatus
+from ioc.core.contracts import MERCHANT_TYPES, PAYMENT_CHANNELS, PaymentEvent, encode_event
+from ioc.core.contracts.payments import MerchantType, PaymentChannel, PaymentStatus
 from simulators.context import SimContext
 from simulators.core import (
     SLOT,

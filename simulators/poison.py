@@ -1,6 +1,6 @@
 """Simulator step for reliability tests: a seeded stream of messages the consumers must reject.
 
-Every kind of rejection in ioc.contracts.REASONS except `bad_value` is produced, several ways,
+Every kind of rejection in ioc.core.contracts.REASONS except `bad_value` is produced, several ways,
 each message labelled with the reason a consumer must record. Impossible transitions are
 sequences of events that are valid one by one: their setup events are labelled ACCEPTED ("")
 and only the offending event carries `impossible_transition`.
@@ -16,7 +16,7 @@ from typing import Any, Final, Protocol
 
 import msgspec
 
-from ioc.contracts import (
+from ioc.core.contracts import (
     MAX_MESSAGE_BYTES,
     AirQualityEvent,
     DossierEvent,

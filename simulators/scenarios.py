@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from ioc.citypack import CityPack
+from ioc.core.citypack import CityPack
 from simulators.air_quality import stations
 from simulators.context import Effects, SimContext
 from simulators.core import Item, Window, derive_seed, stream

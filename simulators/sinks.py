@@ -8,9 +8,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Protocol, cast
 
-from streams.bus import Bus
-from streams.patience import Patience
-from streams.topics import BY_TOPIC
+from ioc.core.feeds import BY_TOPIC
+from streams.transport.bus import Bus
+from streams.transport.patience import Patience
 
 TopicName = Callable[[str], str]
 _FLUSH_LINES = 4096
@@ -158,7 +158,7 @@ class BusSink:
 
 
 class KafkaSink:
-    """Kafka (see streams.producer), keyed by entity id; creates missing topics. While the
+    """Kafka (see streams.transport.producer), keyed by entity id; creates missing topics. While the
     broker is away, sends wait with `patience` (the simulator keeps its place)."""
 
     def __init__(
@@ -176,7 +176,7 @@ class KafkaSink:
     ) -> None:
         from kafka.partitioner.default import murmur2
 
-        from streams.producer import Producer
+        from streams.transport.producer import Producer
 
         self._murmur2: Callable[[bytes], int] = murmur2
         self._topic_name = topic_name

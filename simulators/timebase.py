@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from functools import lru_cache
 
-from ioc.contracts import VN_TZ
+from ioc.core.contracts import VN_TZ
 
 OFFSET = 7 * 3600
 DAY = 86_400

@@ -1,1 +1,1 @@
-"""Stream step of the data path: Kafka wrappers, the topic registry and one consumer per feed."""
+"""Stream wings of the data path: transport (Kafka, bus), ingest (topics -> tables), replay."""

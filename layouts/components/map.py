@@ -11,7 +11,7 @@ import dash_leaflet as dl
 from dash import html
 from dash_extensions.javascript import Namespace, arrow_function
 
-from ioc.citypack import CityPack
+from ioc.core.citypack import CityPack
 from layouts.i18n import Lang, t
 from layouts.kpis import STALE, KpiSpec, breaks_for, colour_of, legend_entries
 

@@ -8,12 +8,12 @@ from typing import Any, Final
 
 from dash import html
 
-from ioc.citypack import CityPack
-from ioc.queries.alerts import Alert
-from ioc.queries.window import CITY
+from ioc.core.citypack import CityPack
+from ioc.core.feeds import FEED_NAMES
+from ioc.core.queries.alerts import Alert
+from ioc.core.queries.window import CITY
 from layouts.i18n import Lang, fmt_ago, fmt_duration, fmt_number, t
-from streams.health import FeedHealth
-from streams.topics import FEED_NAMES
+from streams.ingest.health import FeedHealth
 
 ACK: Final = "ack"
 MAX_ALERTS: Final = 4

@@ -11,11 +11,11 @@ from typing import Any, Final
 import pandas as pd
 from dash import html
 
-from ioc.queries.window import CITY
-from ioc.targets import DashboardConfig
+from ioc.core.feeds import FEED_NAMES
+from ioc.core.queries.window import CITY
+from ioc.core.targets import DashboardConfig
 from layouts.i18n import DASH, Lang, fmt_percent, t
 from layouts.kpis import SPECS, KpiSpec, fmt_trend, fmt_value, is_missing, trend_tone
-from streams.topics import FEED_NAMES
 
 TILE: Final = "tile"
 VALUE: Final = "tile-value"

@@ -13,13 +13,13 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Final
 
-from ioc.citypack import CityPack
+from ioc.core.citypack import CityPack
+from ioc.core.feeds import FEED_NAMES
 from simulators.engine import SimConfig, generate
 from simulators.params import SimParams
 from simulators.scenarios import parse_scenario
-from streams.record import simulator_records
-from streams.recording import Header, RecordingWriter
-from streams.topics import FEED_NAMES
+from streams.replay.capture import simulator_records
+from streams.replay.recording import Header, RecordingWriter
 
 SUFFIX: Final = ".ndjson.gz"
 
@@ -125,7 +125,7 @@ def record_simulation(config: SimConfig, pack: CityPack, path: Path, description
 def build(names: Iterable[str], directory: Path | None = None) -> dict[str, int]:
     """Regenerate library recordings by name (into `directory`, default beside this file);
     returns the records written per name."""
-    from ioc.citypack import load_pack
+    from ioc.core.citypack import load_pack
 
     out: dict[str, int] = {}
     for name in names:

@@ -21,9 +21,9 @@ from kafka import KafkaAdminClient
 from playwright.sync_api import Browser, Page, sync_playwright
 from psycopg import sql
 
-from ioc.services import manager
-from ioc.services.kafka import metadata_answers
-from ioc.services.state import (
+from ioc.app.services import manager
+from ioc.app.services.kafka import metadata_answers
+from ioc.app.services.state import (
     DATABASE,
     PLAIN_DATABASE,
     ConnectionInfo,

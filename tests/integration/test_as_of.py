@@ -16,24 +16,24 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from ioc.citypack import load_pack
-from ioc.contracts import VN_TZ
-from ioc.db.connect import connector
-from ioc.db.migrate import migrate
-from ioc.queries.air_quality import air_quality_kpis
-from ioc.queries.dossiers import dossier_kpis
-from ioc.queries.feedback import feedback_kpis
-from ioc.queries.payments import payment_kpis
-from ioc.queries.window import Window, floor_hour
-from ioc.services.state import ConnectionInfo
+from ioc.app.connect import connector
+from ioc.app.services.state import ConnectionInfo
+from ioc.core.citypack import load_pack
+from ioc.core.contracts import VN_TZ
+from ioc.core.db.migrate import migrate
+from ioc.core.feeds import FEEDS
+from ioc.core.queries.air_quality import air_quality_kpis
+from ioc.core.queries.dossiers import dossier_kpis
+from ioc.core.queries.feedback import feedback_kpis
+from ioc.core.queries.payments import payment_kpis
+from ioc.core.queries.window import Window, floor_hour
 from simulators.engine import SimConfig, generate
 from simulators.params import SimParams
 from simulators.sinks import BusSink
-from streams.bus import Bus
-from streams.bus_source import BusSource
-from streams.ingest import IngestOptions, Ingestor, build_routes
-from streams.topics import FEEDS
-from streams.writers import WRITERS
+from streams.ingest.loop import IngestOptions, Ingestor, build_routes
+from streams.ingest.writers.registry import WRITERS
+from streams.transport.bus import Bus
+from streams.transport.bus_source import BusSource
 from tests.integration.test_ingest_truth import assert_frames_equal
 from tests.support import kpi_reference as ref
 

@@ -14,12 +14,12 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from ioc.auth.passwords import verify_password
-from ioc.citypack import load_pack
-from ioc.cli import main as ioc_main
-from ioc.contracts import VN_TZ as PACK_TZ
-from ioc.services.state import ConnectionInfo
-from ioc.settings import Settings
+from ioc.app.cli import main as ioc_main
+from ioc.app.services.state import ConnectionInfo
+from ioc.app.settings import Settings
+from ioc.core.auth.passwords import verify_password
+from ioc.core.citypack import load_pack
+from ioc.core.contracts import VN_TZ as PACK_TZ
 from layouts.app import create_app
 from layouts.kpis import BY_KEY, fmt_value
 from layouts.security import AuthOptions

@@ -11,8 +11,8 @@ import pytest
 from playwright.sync_api import Browser, Page
 from waitress.server import create_server
 
-from ioc.citypack import load_pack
-from ioc.services.state import ConnectionInfo
+from ioc.app.services.state import ConnectionInfo
+from ioc.core.citypack import load_pack
 from layouts.i18n import t
 from tests.support import auth_world as aw
 from tests.support.auth_world import PASSWORDS, WARD_A, WARD_B, World

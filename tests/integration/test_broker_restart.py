@@ -28,10 +28,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from ioc.contracts import VN_TZ
-from ioc.db.migrate import migrate
-from ioc.services import manager
-from ioc.services.state import ConnectionInfo, ServiceError, default_cache_dir
+from ioc.app.services import manager
+from ioc.app.services.state import ConnectionInfo, ServiceError, default_cache_dir
+from ioc.core.contracts import VN_TZ
+from ioc.core.db.migrate import migrate
 from tests.support.ingest_run import (
     RAW_TABLES,
     REPO,
@@ -58,7 +58,7 @@ def _start_kafka(root: Path) -> ConnectionInfo:
     """`ioc services up` for kafka alone in `root`.
 
     Retried when start-up "exited": right after launch the JVM's /proc/<pid>/cmdline can read
-    empty for a moment (seen here about one start in five), which ioc.services takes for a dead
+    empty for a moment (seen here about one start in five), which ioc.app.services takes for a dead
     broker and gives up on. A JVM of ours left behind then is killed by its pid.
     """
     for attempt in range(3):
@@ -102,7 +102,12 @@ def private_kafka(tmp_path: Path) -> Iterator[tuple[str, Path]]:
 
 
 def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-c", "import sys; from ioc.cli import main; sys.exit(main())", *args]
+    return [
+        sys.executable,
+        "-c",
+        "import sys; from ioc.app.cli import main; sys.exit(main())",
+        *args,
+    ]
 
 
 def _expected(tmp_path: Path) -> list[bytes]:

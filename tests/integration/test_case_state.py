@@ -8,7 +8,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from ioc.db.migrate import migrate
+from ioc.core.db.migrate import migrate
 from tests.support.direct_writes import decoded_stream, write_batches
 
 TABLES = {

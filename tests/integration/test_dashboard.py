@@ -18,12 +18,12 @@ import pytest
 from playwright.sync_api import Page
 from psycopg import sql
 
-from ioc.citypack import load_pack
-from ioc.db.migrate import migrate
-from ioc.queries.snapshot import all_kpis
-from ioc.services.state import ConnectionInfo
-from ioc.settings import Settings
-from ioc.targets import load_config
+from ioc.app.services.state import ConnectionInfo
+from ioc.app.settings import Settings
+from ioc.core.citypack import load_pack
+from ioc.core.db.migrate import migrate
+from ioc.core.queries.snapshot import all_kpis
+from ioc.core.targets import load_config
 from layouts.app import create_app
 from layouts.components.map import map_hideout, ward_values
 from layouts.i18n import t

@@ -20,12 +20,12 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from ioc.citypack import load_pack
-from ioc.db.migrate import migrate
-from ioc.queries.timeline import Span, data_span
-from ioc.services.state import PLAIN_DATABASE, ConnectionInfo, free_port
-from ioc.settings import Settings
-from ioc.targets import load_config
+from ioc.app.services.state import PLAIN_DATABASE, ConnectionInfo, free_port
+from ioc.app.settings import Settings
+from ioc.core.citypack import load_pack
+from ioc.core.db.migrate import migrate
+from ioc.core.queries.timeline import Span, data_span
+from ioc.core.targets import load_config
 from layouts.app import reader_connect
 from layouts.data import DataSource
 from tests.integration.conftest import suite_database
@@ -79,7 +79,7 @@ def _urls(services: ConnectionInfo, dbname: str) -> tuple[str, str, str]:
 
 def _ioc(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "ioc.cli", *args],
+        [sys.executable, "-m", "ioc.app.cli", *args],
         env=env,
         cwd=REPO,
         capture_output=True,

@@ -8,10 +8,10 @@ from typing import Any
 
 import psycopg
 
-from ioc.db.connect import connector
-from ioc.db.migrate import migrate
-from ioc.services.state import ConnectionInfo
-from streams.health import FeedDelta, leave_health, read_health, write_health
+from ioc.app.connect import connector
+from ioc.app.services.state import ConnectionInfo
+from ioc.core.db.migrate import migrate
+from streams.ingest.health import FeedDelta, leave_health, read_health, write_health
 
 WHY_A = "cannot read ioc.payments.v1[0] at offset 7: UnsupportedCodecError: zstd"
 WHY_B = "cannot read ioc.payments.v1[2] at offset 3: CorruptRecordError: crc"

@@ -21,8 +21,8 @@ from kafka import KafkaConsumer
 from kafka.structs import TopicPartition as KafkaTP
 from psycopg import sql
 
-from ioc.db.migrate import migrate
-from ioc.services.state import ConnectionInfo
+from ioc.app.services.state import ConnectionInfo
+from ioc.core.db.migrate import migrate
 from tests.support.ingest_run import (
     RAW_TABLES,
     REPO,
@@ -57,7 +57,7 @@ import kafka.codec as codec
 real, flag = codec.has_zstd, os.environ["CODEC_TEST_ZSTD_GONE"]
 codec.has_zstd = lambda: not os.path.exists(flag) and real()
 sys.argv = ["ioc", *sys.argv[1:]]
-runpy.run_module("ioc.cli", run_name="__main__", alter_sys=True)
+runpy.run_module("ioc.app.cli", run_name="__main__", alter_sys=True)
 """
 
 
@@ -173,7 +173,7 @@ def status_text(services: ConnectionInfo, schema: str) -> str:
     assert services.reader_url
     env.update(IOC_DATABASE_URL=services.reader_url, IOC_DB_SCHEMA=schema)
     done = subprocess.run(
-        [sys.executable, "-m", "ioc.cli", "status"],
+        [sys.executable, "-m", "ioc.app.cli", "status"],
         env=env,
         cwd=REPO,
         capture_output=True,

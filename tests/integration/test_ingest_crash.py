@@ -13,8 +13,8 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from ioc.db.migrate import migrate
-from ioc.services.state import ConnectionInfo
+from ioc.app.services.state import ConnectionInfo
+from ioc.core.db.migrate import migrate
 from tests.support.ingest_run import (
     RAW_TABLES,
     count_raw,

@@ -13,10 +13,10 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from ioc.db.connect import connector
-from ioc.db.migrate import migrate
-from ioc.services.state import ConnectionInfo
-from streams.health import MEMBER_FRESH_S, FeedDelta, leave_health, write_health
+from ioc.app.connect import connector
+from ioc.app.services.state import ConnectionInfo
+from ioc.core.db.migrate import migrate
+from streams.ingest.health import MEMBER_FRESH_S, FeedDelta, leave_health, write_health
 from tests.support.ingest_run import (
     RAW_TABLES,
     count_raw,

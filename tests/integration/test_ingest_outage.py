@@ -20,9 +20,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from ioc.db.migrate import migrate
-from ioc.services import manager
-from ioc.services.state import ConnectionInfo, default_cache_dir, load_state
+from ioc.app.services import manager
+from ioc.app.services.state import ConnectionInfo, default_cache_dir, load_state
+from ioc.core.db.migrate import migrate
 from tests.support.ingest_run import (
     RAW_TABLES,
     Message,

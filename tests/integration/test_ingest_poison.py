@@ -15,9 +15,9 @@ import msgspec
 import psycopg
 from psycopg import sql
 
-from ioc.citypack import load_pack
-from ioc.db.migrate import migrate
-from ioc.services.state import ConnectionInfo
+from ioc.app.services.state import ConnectionInfo
+from ioc.core.citypack import load_pack
+from ioc.core.db.migrate import migrate
 from simulators.poison import ACCEPTED, poison_messages
 from tests.support.ingest_run import (
     RAW_TABLES,
@@ -74,7 +74,7 @@ def test_poison_messages_become_dead_letters_and_good_ones_are_ingested(
         run_ingest_until_idle(env, tmp_path / "ingest.log")
         # `ioc status` reads the same health rows as the dashboard's read-only role.
         status = subprocess.run(
-            [sys.executable, "-m", "ioc.cli", "status"],
+            [sys.executable, "-m", "ioc.app.cli", "status"],
             env={**env, "IOC_DATABASE_URL": str(services.reader_url)},
             capture_output=True,
             text=True,

@@ -17,15 +17,15 @@ import pandas as pd
 import psycopg
 from psycopg import sql
 
-from ioc.citypack import load_pack
-from ioc.db.migrate import migrate
-from ioc.queries.air_quality import air_quality_kpis
-from ioc.queries.breakdowns import payments_by_channel
-from ioc.queries.dossiers import dossier_kpis
-from ioc.queries.feedback import feedback_kpis
-from ioc.queries.payments import payment_kpis
-from ioc.queries.window import Window, floor_hour
-from ioc.services.state import ConnectionInfo
+from ioc.app.services.state import ConnectionInfo
+from ioc.core.citypack import load_pack
+from ioc.core.db.migrate import migrate
+from ioc.core.queries.air_quality import air_quality_kpis
+from ioc.core.queries.breakdowns import payments_by_channel
+from ioc.core.queries.dossiers import dossier_kpis
+from ioc.core.queries.feedback import feedback_kpis
+from ioc.core.queries.payments import payment_kpis
+from ioc.core.queries.window import Window, floor_hour
 from simulators.engine import SimConfig, generate
 from simulators.params import SimParams
 from simulators.sinks import FileSink, KafkaSink
@@ -63,7 +63,16 @@ def ref_topics() -> list[str]:
 def run_ingest(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     try:
         return subprocess.run(
-            [sys.executable, "-m", "ioc.cli", "ingest", "--feeds", "all", "--stop-when-idle", "4"],
+            [
+                sys.executable,
+                "-m",
+                "ioc.app.cli",
+                "ingest",
+                "--feeds",
+                "all",
+                "--stop-when-idle",
+                "4",
+            ],
             env=env,
             cwd=ROOT,
             capture_output=True,

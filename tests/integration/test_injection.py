@@ -14,11 +14,11 @@ from urllib.parse import quote
 import pytest
 from psycopg import sql
 
-from ioc.auth.passwords import PasswordPolicyError, check_policy, verify_password
-from ioc.auth.principals import NAME_RE
-from ioc.auth.ratelimit import LoginLimiter
-from ioc.cli import main as ioc_main
-from ioc.services.state import ConnectionInfo
+from ioc.app.cli import main as ioc_main
+from ioc.app.services.state import ConnectionInfo
+from ioc.core.auth.passwords import PasswordPolicyError, check_policy, verify_password
+from ioc.core.auth.principals import NAME_RE
+from ioc.core.auth.ratelimit import LoginLimiter
 from tests.support import auth_world as aw
 from tests.support.auth_world import PASSWORDS, WARD_A, World
 

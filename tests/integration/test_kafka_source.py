@@ -10,8 +10,8 @@ from collections.abc import Callable
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewPartitions
 
-from streams.kafka_source import KafkaSource
-from streams.source import TopicPartition
+from streams.transport.kafka_source import KafkaSource
+from streams.transport.source import TopicPartition
 
 # Well inside kafka-python's default metadata age (5 minutes), well above ours (5 s).
 PICK_UP_S = 40.0

@@ -9,8 +9,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from ioc.db.migrate import MigrationError, discover, migrate
-from ioc.services.state import ConnectionInfo
+from ioc.app.services.state import ConnectionInfo
+from ioc.core.db.migrate import MigrationError, discover, migrate
 
 RAW_TABLES = ("dossier_events", "payment_events", "feedback_events", "air_quality_readings")
 

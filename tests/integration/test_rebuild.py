@@ -18,18 +18,18 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from ioc.citypack import load_pack
-from ioc.db.migrate import migrate
-from ioc.queries.air_quality import air_quality_kpis
-from ioc.queries.dossiers import dossier_kpis
-from ioc.queries.feedback import feedback_kpis
-from ioc.queries.payments import payment_kpis
-from ioc.queries.window import Window, floor_hour
-from ioc.services.state import ConnectionInfo
+from ioc.app.services.state import ConnectionInfo
+from ioc.core.citypack import load_pack
+from ioc.core.db.migrate import migrate
+from ioc.core.feeds import FEEDS
+from ioc.core.queries.air_quality import air_quality_kpis
+from ioc.core.queries.dossiers import dossier_kpis
+from ioc.core.queries.feedback import feedback_kpis
+from ioc.core.queries.payments import payment_kpis
+from ioc.core.queries.window import Window, floor_hour
 from simulators.engine import SimConfig, generate
 from simulators.scenarios import parse_scenario
 from simulators.sinks import KafkaSink
-from streams.topics import FEEDS
 from tests.integration.test_ingest_truth import assert_frames_equal
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,7 +53,7 @@ RAW = ("dossier_events", "payment_events", "feedback_events", "air_quality_readi
 
 def cli(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", "import sys; from ioc.cli import main; sys.exit(main())", *argv],
+        [sys.executable, "-c", "import sys; from ioc.app.cli import main; sys.exit(main())", *argv],
         env=env,
         cwd=ROOT,
         capture_output=True,

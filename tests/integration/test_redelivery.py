@@ -1,7 +1,7 @@
 """Counting feeds on the real database: redelivered events are absorbed and counted as duplicates.
 
 Payments and air-quality readings first try a plain INSERT and fall back to ON CONFLICT only when
-a batch meets a stored event (streams.storage.insert_expecting_new): both paths must leave the
+a batch meets a stored event (storage.insert_expecting_new): both paths must leave the
 tables exactly as one delivery of each event does, and say how many events were new.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 
-from ioc.db.migrate import migrate
+from ioc.core.db.migrate import migrate
 from tests.support.direct_writes import decoded_stream, write_batches
 from tests.support.ingest_run import snapshot
 

@@ -19,17 +19,17 @@ from kafka import KafkaConsumer
 from kafka.structs import TopicPartition as KafkaTP
 from psycopg import sql
 
-from ioc.citypack import load_pack
-from ioc.contracts import Event
-from ioc.db.migrate import migrate
-from ioc.services.state import ConnectionInfo
+from ioc.app.services.state import ConnectionInfo
+from ioc.core.citypack import load_pack
+from ioc.core.contracts import Event
+from ioc.core.db.migrate import migrate
+from ioc.core.feeds import FEEDS
 from simulators.engine import SimConfig, generate
 from simulators.scenarios import parse_scenario
 from simulators.sinks import KafkaSink
-from streams.bus import Bus
-from streams.recording import Recorded, StreamDigest, open_recording
-from streams.replay import BusTarget, replay
-from streams.topics import FEEDS
+from streams.replay.player import BusTarget, replay
+from streams.replay.recording import Recorded, StreamDigest, open_recording
+from streams.transport.bus import Bus
 
 ROOT = Path(__file__).resolve().parents[2]
 BASES = [f.topic for f in FEEDS]
@@ -38,7 +38,7 @@ START = datetime(2025, 12, 10, tzinfo=UTC)
 
 def cli(env: dict[str, str], *argv: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", "import sys; from ioc.cli import main; sys.exit(main())", *argv],
+        [sys.executable, "-c", "import sys; from ioc.app.cli import main; sys.exit(main())", *argv],
         env=env,
         cwd=ROOT,
         capture_output=True,

@@ -11,14 +11,14 @@ from datetime import datetime, timedelta
 from kafka import KafkaAdminClient
 from kafka.partitioner.default import murmur2
 
-from ioc.citypack import load_pack
-from ioc.contracts import VN_TZ, Rejected, decode_event
-from ioc.settings import Settings
+from ioc.app.commands.simulate import open_sink
+from ioc.app.settings import Settings
+from ioc.core.citypack import load_pack
+from ioc.core.contracts import VN_TZ, Rejected, decode_event
+from ioc.core.feeds import BY_TOPIC
 from simulators.clock import SimClock
-from simulators.commands import open_sink
 from simulators.engine import SimConfig, generate, run
 from simulators.sinks import KafkaSink
-from streams.topics import BY_TOPIC
 from tests.support.ingest_run import read_topics
 
 START = datetime(2025, 3, 4, 7, 0, tzinfo=VN_TZ)  # a Tuesday morning: every feed is busy

@@ -22,13 +22,13 @@ import pytest
 from playwright.sync_api import Page, Response
 from psycopg import sql
 
-from ioc.citypack import load_pack
-from ioc.contracts import VN_TZ
-from ioc.db.migrate import migrate
-from ioc.queries.window import HOUR, Window, floor_hour
-from ioc.services.state import ConnectionInfo
-from ioc.settings import Settings
-from ioc.targets import load_config
+from ioc.app.services.state import ConnectionInfo
+from ioc.app.settings import Settings
+from ioc.core.citypack import load_pack
+from ioc.core.contracts import VN_TZ
+from ioc.core.db.migrate import migrate
+from ioc.core.queries.window import HOUR, Window, floor_hour
+from ioc.core.targets import load_config
 from layouts.app import create_app
 from layouts.components.map import map_hideout, ward_values
 from layouts.i18n import t

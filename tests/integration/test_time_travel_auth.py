@@ -15,10 +15,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from ioc.citypack import load_pack
-from ioc.contracts import VN_TZ
-from ioc.queries.snapshot import all_kpis_as_of
-from ioc.services.state import ConnectionInfo
+from ioc.app.services.state import ConnectionInfo
+from ioc.core.citypack import load_pack
+from ioc.core.contracts import VN_TZ
+from ioc.core.queries.snapshot import all_kpis_as_of
 from layouts.components.timeline import AS_OF
 from layouts.i18n import t
 from layouts.kpis import BY_KEY, fmt_value

@@ -11,8 +11,8 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from ioc.db.migrate import MigrationError, migrate
-from ioc.services.state import PLAIN_DATABASE
+from ioc.app.services.state import PLAIN_DATABASE
+from ioc.core.db.migrate import MigrationError, migrate
 from tests.integration.conftest import suite_database
 from tests.support.direct_writes import decoded_stream, write_batches
 from tests.support.ingest_run import RAW_TABLES, snapshot

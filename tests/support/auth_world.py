@@ -19,17 +19,17 @@ from flask.testing import FlaskClient
 from psycopg import sql
 from werkzeug.test import TestResponse
 
-from ioc.auth import tokens, users
-from ioc.auth.passwords import hash_password
-from ioc.contracts import VN_TZ, PaymentEvent, encode_event
-from ioc.db.migrate import migrate
-from ioc.settings import Settings
+from ioc.app.settings import Settings
+from ioc.core.auth import tokens, users
+from ioc.core.auth.passwords import hash_password
+from ioc.core.contracts import VN_TZ, PaymentEvent, encode_event
+from ioc.core.db.migrate import migrate
 from layouts.app import create_app
 from layouts.kpis import SPECS
 from layouts.security import AuthOptions
-from streams.source import SourceRecord
-from streams.writer import Accepted
-from streams.writers import WRITERS
+from streams.ingest.writers.base import Accepted
+from streams.ingest.writers.registry import WRITERS
+from streams.transport.source import SourceRecord
 from tests.support import dashboard_fill as fill
 
 WARD_A = "06673"  # the scoped manager's ward

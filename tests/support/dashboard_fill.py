@@ -12,15 +12,15 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from ioc.citypack import load_pack
-from ioc.contracts import Rejected, decode_event
+from ioc.core.citypack import load_pack
+from ioc.core.contracts import Rejected, decode_event
+from ioc.core.feeds import BY_TOPIC, FEED_NAMES
 from simulators.engine import SimConfig, generate
 from simulators.params import SimParams
-from streams.health import FeedDelta, write_health
-from streams.source import SourceRecord
-from streams.topics import BY_TOPIC, FEED_NAMES
-from streams.writer import Accepted
-from streams.writers import WRITERS
+from streams.ingest.health import FeedDelta, write_health
+from streams.ingest.writers.base import Accepted
+from streams.ingest.writers.registry import WRITERS
+from streams.transport.source import SourceRecord
 
 
 def connect(url: str, schema: str) -> psycopg.Connection[Any]:

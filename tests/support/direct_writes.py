@@ -10,13 +10,13 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 from psycopg import sql
 
-from ioc.citypack import load_pack
-from ioc.contracts import decode_event, schema_of
+from ioc.core.citypack import load_pack
+from ioc.core.contracts import decode_event, schema_of
+from ioc.core.feeds import BY_TOPIC
 from simulators.engine import SimConfig, generate
-from streams.source import SourceRecord
-from streams.topics import BY_TOPIC
-from streams.writer import Accepted
-from streams.writers import WRITERS
+from streams.ingest.writers.base import Accepted
+from streams.ingest.writers.registry import WRITERS
+from streams.transport.source import SourceRecord
 
 
 def decoded_stream(feeds: tuple[str, ...], seed: int, days: int, limit: int) -> list[Accepted]:

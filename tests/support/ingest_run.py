@@ -19,9 +19,9 @@ import psycopg
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from psycopg import sql
 
-from ioc.citypack import load_pack
+from ioc.core.citypack import load_pack
+from ioc.core.feeds import FEEDS
 from simulators.engine import SimConfig, generate
-from streams.topics import FEEDS
 
 REPO = Path(__file__).resolve().parents[2]
 # Columns that record when or in which order a row was written, not what it says.
@@ -106,7 +106,7 @@ def ingest_env(
 
 
 def ingest_cmd(*extra: str) -> list[str]:
-    return [sys.executable, "-m", "ioc.cli", "ingest", "--feeds", "all", *extra]
+    return [sys.executable, "-m", "ioc.app.cli", "ingest", "--feeds", "all", *extra]
 
 
 def start_ingest(env: dict[str, str], log: Path, *extra: str) -> subprocess.Popen[bytes]:

@@ -9,8 +9,8 @@ import subprocess
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from ioc.services.kafka import parse_properties
-from ioc.services.state import load_state
+from ioc.app.services.kafka import parse_properties
+from ioc.app.services.state import load_state
 from tests.support.ingest_run import REPO, Message
 
 # The compression type in the low 3 bits of a record batch's attributes (Kafka's message format).

@@ -1,7 +1,7 @@
 """Independent KPI computation with pandas straight from simulator NDJSON, for truth tests.
 
 Written from the KPI definitions in DESIGN.md, not from the SQL: it reads raw events only and
-never touches rollups, so agreement with ioc.queries means the pipeline kept every count.
+never touches rollups, so agreement with ioc.core.queries means the pipeline kept every count.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 
 import pandas as pd
 
-from ioc.aqi import hourly_aqi, nowcast
+from ioc.core.aqi import hourly_aqi, nowcast
 
 VN = timezone(timedelta(hours=7))
 CITY = "city"

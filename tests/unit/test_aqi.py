@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ioc.aqi import category, hourly_aqi, load_table, nowcast, round_up, sub_index
+from ioc.core.aqi import category, hourly_aqi, load_table, nowcast, round_up, sub_index
 
 # Decision 1459/QĐ-TCMT, table 2, typed here independently of the shipped JSON.
 PUBLISHED = {

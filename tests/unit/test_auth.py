@@ -9,20 +9,20 @@ from typing import Any
 
 import pytest
 
-from ioc.auth.audit import _clean
-from ioc.auth.passwords import (
+from ioc.app.cli import CommandError
+from ioc.app.settings import Settings, SettingsError
+from ioc.core.auth.audit import _clean
+from ioc.core.auth.passwords import (
     MAX_LENGTH,
     PasswordPolicyError,
     check_policy,
     hash_password,
     verify_password,
 )
-from ioc.auth.principals import OPEN, ROLE_PERMISSIONS, Principal, check_name, check_wards
-from ioc.auth.ratelimit import LoginLimiter
-from ioc.auth.sessions import valid_secret
-from ioc.auth.tokens import TOKEN_RE
-from ioc.cli import CommandError
-from ioc.settings import Settings, SettingsError
+from ioc.core.auth.principals import OPEN, ROLE_PERMISSIONS, Principal, check_name, check_wards
+from ioc.core.auth.ratelimit import LoginLimiter
+from ioc.core.auth.sessions import valid_secret
+from ioc.core.auth.tokens import TOKEN_RE
 from layouts.security import callback_output, content_security_policy, safe_next
 from layouts.wall import ack_allowed, rotation_state, selected_kpi, tile_keys
 
@@ -199,7 +199,7 @@ def test_audit_details_are_bounded_text() -> None:
 
 
 def test_cli_reads_one_password_line_and_checks_it(monkeypatch: pytest.MonkeyPatch) -> None:
-    from ioc.auth.commands import read_password
+    from ioc.app.commands.auth import read_password
 
     assert read_password(True, io.StringIO(PASSWORD + "\nignored\n")) == PASSWORD
     assert read_password(True, io.StringIO(PASSWORD + "\r\n")) == PASSWORD

@@ -8,7 +8,7 @@ import zlib
 
 import pytest
 
-from streams.bus import Bus, BusError, partition_for
+from streams.transport.bus import Bus, BusError, partition_for
 
 
 def test_offsets_are_dense_per_partition_and_keys_stick_to_one_partition() -> None:

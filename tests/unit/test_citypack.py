@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from ioc.citypack import CityPack, PackError, Unit2025, Ward, available_packs, load_pack
-from ioc.citypack import pack as pack_module
-from ioc.citypack.model import check_mapping, read_units, read_wards
-from ioc.cli import CommandError
+from ioc.app.cli import CommandError
+from ioc.core.citypack import CityPack, PackError, Unit2025, Ward, available_packs, load_pack
+from ioc.core.citypack import pack as pack_module
+from ioc.core.citypack.model import check_mapping, read_units, read_wards
 
 HALONG = Path(pack_module.__file__).resolve().parent.parent / "packs" / "halong"
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from ioc.citypack import load_pack
-from ioc.citypack.pack import PACKS_DIR
-from ioc.cli import main
+from ioc.app.cli import main
+from ioc.core.citypack import load_pack
+from ioc.core.citypack.pack import PACKS_DIR
 from tests.support.shapes import assert_same_shapes
 
 

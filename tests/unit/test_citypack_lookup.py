@@ -16,7 +16,7 @@ import pytest
 import shapely
 from shapely.geometry import MultiPolygon, Polygon, box, mapping
 
-from ioc.citypack import CityPack, PackError, WardLocator, load_pack
+from ioc.core.citypack import CityPack, PackError, WardLocator, load_pack
 
 
 def halong() -> CityPack:

@@ -11,11 +11,11 @@ import pytest
 import shapely
 from shapely.geometry import Point, Polygon, shape
 
-from ioc.citypack import PackError, Ward, load_pack
-from ioc.citypack.commands import build_geojson
-from ioc.citypack.model import WaterDisk
-from ioc.citypack.pack import PACKS_DIR
-from ioc.citypack.schematic import schematic_shapes
+from ioc.app.commands.citypack import build_geojson
+from ioc.core.citypack import PackError, Ward, load_pack
+from ioc.core.citypack.model import WaterDisk
+from ioc.core.citypack.pack import PACKS_DIR
+from ioc.core.citypack.schematic import schematic_shapes
 from tests.support.shapes import assert_same_shapes
 
 SHAPES = PACKS_DIR / "halong" / "shapes.geojson"

@@ -11,8 +11,8 @@ from typing import Any
 
 import yaml
 
-from ioc.db.migrate import READER_ROLE, WRITER_ROLE
-from ioc.settings import PREFIX, Settings
+from ioc.app.settings import PREFIX, Settings
+from ioc.core.db.migrate import READER_ROLE, WRITER_ROLE
 
 ROOT = Path(__file__).resolve().parents[2]
 INIT_SCRIPT = Path("deploy/postgres-init/10-ioc-roles.sh")

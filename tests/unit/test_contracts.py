@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from ioc.contracts import (
+from ioc.core.contracts import (
     EARLIEST_EVENT_TIME,
     MAX_MESSAGE_BYTES,
     REASONS,

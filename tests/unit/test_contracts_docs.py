@@ -10,8 +10,15 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from ioc.citypack import load_pack
-from ioc.contracts import REASONS, SCHEMAS, FeedbackEvent, decode_event, encode_event, schema_of
+from ioc.core.citypack import load_pack
+from ioc.core.contracts import (
+    REASONS,
+    SCHEMAS,
+    FeedbackEvent,
+    decode_event,
+    encode_event,
+    schema_of,
+)
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "contracts.md"
 TEXT = DOC.read_text(encoding="utf-8")

@@ -7,8 +7,8 @@ from datetime import datetime, timedelta, timezone
 import msgspec
 import pytest
 
-from ioc.citypack import CityPack, load_pack
-from ioc.contracts import FeedbackEvent, PaymentEvent, Rejected, WardIndex, decode_event
+from ioc.core.citypack import CityPack, load_pack
+from ioc.core.contracts import FeedbackEvent, PaymentEvent, Rejected, WardIndex, decode_event
 from simulators.poison import ACCEPTED, PoisonWards, poison_messages
 
 NOW = datetime(2025, 6, 1, 14, 0, tzinfo=timezone(timedelta(hours=7)))

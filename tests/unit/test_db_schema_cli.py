@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from ioc.cli import build_parser, main
-from ioc.db.connect import (
+from ioc.app.cli import build_parser, main
+from ioc.app.connect import (
     IOC_TABLES,
     SchemaNotMigratedError,
     migrate_hint,

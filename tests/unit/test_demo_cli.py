@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from ioc.cli import main
-from ioc.demo.checks import DataDirLock, DemoError, check_data_dir, check_port, redact
-from ioc.demo.commands import resolve_data_dir
-from ioc.demo.embedded import render_conf, socket_dir_for
-from ioc.settings import Settings
+from ioc.app.cli import main
+from ioc.app.commands.demo import resolve_data_dir
+from ioc.app.demo.checks import DataDirLock, DemoError, check_data_dir, check_port, redact
+from ioc.app.demo.embedded import render_conf, socket_dir_for
+from ioc.app.settings import Settings
 
 
 @pytest.fixture

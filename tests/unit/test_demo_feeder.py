@@ -6,11 +6,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 
-from ioc.demo.feeder import BusOffsets, CountingSink, Feeder, IngestedDurability, LiveClock
-from ioc.demo.plan import Pass, Plan, Stream
-from ioc.demo.progress import RateMeter, format_bar
+from ioc.app.demo.feeder import BusOffsets, CountingSink, Feeder, IngestedDurability, LiveClock
+from ioc.app.demo.plan import Pass, Plan, Stream
+from ioc.app.demo.progress import RateMeter, format_bar
 from simulators.core import Item
-from streams.bus import Bus
+from streams.transport.bus import Bus
 
 
 class ListSink:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ioc.demo.plan import (
+from ioc.app.demo.plan import (
     DAY,
     FIRST_S,
     DemoState,

@@ -94,7 +94,7 @@ def test_every_message_and_kpi_has_both_languages() -> None:
 def test_enum_labels_cover_the_contract_values() -> None:
     from typing import get_args
 
-    from ioc.contracts import dossiers, feedback, payments
+    from ioc.core.contracts import dossiers, feedback, payments
 
     names = {
         "ProcedureField": dossiers,

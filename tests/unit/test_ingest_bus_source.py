@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from streams.bus import Bus
-from streams.bus_source import BusSource
-from streams.source import TopicPartition, next_offsets
+from streams.transport.bus import Bus
+from streams.transport.bus_source import BusSource
+from streams.transport.source import TopicPartition, next_offsets
 
 
 def test_bus_source_polls_commits_rewinds_and_reports_lag() -> None:

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from ioc.contracts import PaymentEvent, encode_event
-from ioc.settings import Settings
-from streams.ingest import Route, decode_batch
-from streams.source import SourceRecord
-from streams.topics import BY_NAME
+from ioc.app.settings import Settings
+from ioc.core.contracts import PaymentEvent, encode_event
+from ioc.core.feeds import BY_NAME
+from streams.ingest.loop import Route, decode_batch
+from streams.transport.source import SourceRecord
 from tests.unit.test_ingest_loop import NOW, TOPIC, FakeWriter, Wards
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

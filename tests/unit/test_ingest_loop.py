@@ -14,12 +14,12 @@ import psycopg
 import pytest
 from kafka.consumer.fetcher import ConsumerRecord
 
-from ioc.contracts import PaymentEvent, decode_event, encode_event
-from streams.ingest import IngestOptions, Ingestor, Route, decode_batch
-from streams.source import SourceRecord, TopicPartition, next_offsets
-from streams.topics import BY_NAME
-from streams.writer import Accepted, WriteResult
-from streams.writers import WRITERS
+from ioc.core.contracts import PaymentEvent, decode_event, encode_event
+from ioc.core.feeds import BY_NAME
+from streams.ingest.loop import IngestOptions, Ingestor, Route, decode_batch
+from streams.ingest.writers.base import Accepted, WriteResult
+from streams.ingest.writers.registry import WRITERS
+from streams.transport.source import SourceRecord, TopicPartition, next_offsets
 
 NOW = datetime(2025, 3, 3, 9, 0, tzinfo=UTC)
 TOPIC = "t.ioc.payments.v1"
@@ -363,7 +363,7 @@ def test_deadlock_with_another_member_runs_the_batch_again_on_the_same_connectio
     values = [payment(i) for i in range(8)]
     ing, source, db = make(values, max_batch=8)
     db.deadlock_next_txn = True
-    with caplog.at_level("WARNING", logger="streams.ingest"):
+    with caplog.at_level("WARNING", logger="streams.ingest.loop"):
         metrics = ing.step()
     assert metrics is not None and metrics.db_attempts == 2 and metrics.inserted == 8
     assert db.connects == 1
@@ -478,7 +478,7 @@ def test_lag_reaches_the_health_row(down: int) -> None:
 
 
 def test_decode_batch_reads_kafka_pythons_records() -> None:
-    # KafkaSource hands these over as they are (streams.source.Record), not copied.
+    # KafkaSource hands these over as they are (streams.transport.source.Record), not copied.
     def record(offset: int, value: bytes) -> ConsumerRecord:
         return ConsumerRecord(TOPIC, 0, 0, offset, 1_000, 0, None, value, [], None, -1, 9, -1)
 

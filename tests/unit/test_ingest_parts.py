@@ -9,12 +9,12 @@ import pytest
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.structs import TopicPartition as KafkaTP
 
-from streams.backoff import Backoff
-from streams.commands import format_status
-from streams.dead_letters import MAX_DETAIL_CHARS, clean_detail
-from streams.health import FeedDelta, FeedHealth, RateWindow
-from streams.kafka_source import KafkaSource
-from streams.source import flatten
+from ioc.app.commands.ingest import format_status
+from streams.ingest.dead_letters import MAX_DETAIL_CHARS, clean_detail
+from streams.ingest.health import FeedDelta, FeedHealth, RateWindow
+from streams.transport.backoff import Backoff
+from streams.transport.kafka_source import KafkaSource
+from streams.transport.source import flatten
 
 
 def test_backoff_doubles_up_to_the_cap_and_resets() -> None:

@@ -12,15 +12,15 @@ import pytest
 from kafka.errors import KafkaTimeoutError, UnsupportedCodecError
 from kafka.structs import TopicPartition as KafkaTP
 
-from ioc.queries.alerts import feed_stalled
+from ioc.app.commands.ingest import _ThrottleKafkaErrors, format_status
+from ioc.core.queries.alerts import feed_stalled
 from layouts.components.status import health_strip, stale_feeds
-from streams.commands import _ThrottleKafkaErrors, format_status
-from streams.health import FeedHealth
-from streams.kafka_lag import LAG_CACHE_S, CommittedLag
-from streams.kafka_retry import FETCH_RETRY_CAP_S, FetchRetries, reason_of
-from streams.kafka_source import KafkaSource
-from streams.source import FetchFailed, SourceRecord, TopicPartition
-from streams.stall import Stalls, failure_line
+from streams.ingest.health import FeedHealth
+from streams.ingest.stall import Stalls, failure_line
+from streams.transport.kafka_lag import LAG_CACHE_S, CommittedLag
+from streams.transport.kafka_retry import FETCH_RETRY_CAP_S, FetchRetries, reason_of
+from streams.transport.kafka_source import KafkaSource
+from streams.transport.source import FetchFailed, SourceRecord, TopicPartition
 from tests.unit.test_ingest_loop import TOPIC, make, payment
 
 NOW = datetime(2025, 5, 1, 10, 0, tzinfo=UTC)
@@ -292,7 +292,7 @@ def test_loop_logs_one_line_marks_the_feed_stalled_and_clears_it_once_read(
         return real_poll(n, t)
 
     source.poll = poll  # type: ignore[method-assign]
-    with caplog.at_level(logging.INFO, logger="streams.ingest"):
+    with caplog.at_level(logging.INFO, logger="streams.ingest.loop"):
         assert ing.step() is None
         assert db.stalls["payments"] == f"cannot read {TOPIC}[0] at offset 0: {ZSTD}"
         assert db.health["payments"]["lag"] == 6  # written at once, with the records waiting
@@ -337,7 +337,7 @@ def test_kafka_pythons_repeated_errors_are_shown_once_per_window_with_a_count() 
     assert throttle.filter(record("kafka.net", refused, "ECONNREFUSED"))
     assert not any(throttle.filter(record("kafka.net", refused, "ECONNREFUSED")) for _ in range(5))
     assert throttle.filter(record("kafka.net", "Metadata refresh: failed %s", "x"))  # other kind
-    assert throttle.filter(record("streams.ingest", refused, "ours"))  # never ours
+    assert throttle.filter(record("streams.ingest.loop", refused, "ours"))  # never ours
     clock.t += 10.0
     shown = record("kafka.net", refused, "ECONNREFUSED")
     assert throttle.filter(shown)

@@ -9,11 +9,12 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
-from ioc.aqi import category
-from ioc.citypack import load_pack
-from ioc.queries.alerts import Thresholds, evaluate
-from ioc.queries.snapshot import WallSnapshot
-from ioc.targets import DashboardConfig, Target, Wall
+from ioc.core.aqi import category
+from ioc.core.citypack import load_pack
+from ioc.core.feeds import FEED_NAMES
+from ioc.core.queries.alerts import Thresholds, evaluate
+from ioc.core.queries.snapshot import WallSnapshot
+from ioc.core.targets import DashboardConfig, Target, Wall
 from layouts.components.map import map_hideout, ward_values
 from layouts.components.status import alert_list, stale_feeds
 from layouts.components.tiles import target_text, tile_texts
@@ -32,8 +33,7 @@ from layouts.kpis import (
     nice_step,
 )
 from layouts.wall_view import build_wall, rotate
-from streams.health import FeedHealth
-from streams.topics import FEED_NAMES
+from streams.ingest.health import FeedHealth
 
 PACK = load_pack("halong")
 WARDS = [w.code for w in PACK.wards]

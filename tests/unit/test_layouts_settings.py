@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from ioc.citypack import PackError, load_pack
-from ioc.settings import Settings, SettingsError
-from ioc.targets import KPI_FEED, load_config, parse_config, read_config
+from ioc.app.settings import Settings, SettingsError
+from ioc.core.citypack import PackError, load_pack
+from ioc.core.targets import KPI_FEED, load_config, parse_config, read_config
 
 CODES = load_pack("halong").codes
 

@@ -1,4 +1,4 @@
-"""Producers waiting out a broker outage (streams.patience, streams.producer), on a fake clock
+"""Producers waiting out a broker outage (transport.patience and .producer), on a fake clock
 and a fake kafka-python producer whose broker is down for a while."""
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from kafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 
-from ioc.settings import Settings, SettingsError, parse_patience
-from streams.patience import BrokerWait, Patience
-from streams.producer import Producer
+from ioc.app.settings import Settings, SettingsError, parse_patience
+from streams.transport.patience import BrokerWait, Patience
+from streams.transport.producer import Producer
 
 
 class Clock:

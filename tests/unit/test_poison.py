@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 import msgspec
 import pytest
 
-from ioc.contracts import (
+from ioc.core.contracts import (
     LIFECYCLES,
     MAX_MESSAGE_BYTES,
     REASONS,

@@ -1,4 +1,4 @@
-"""Shared Kafka producer (streams.producer) and its two users, against fake kafka-python classes."""
+"""Shared Kafka producer (streams.transport.producer) and its two users, against fakes."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ import pytest
 from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
 from simulators.sinks import KafkaSink, SinkError
-from streams.patience import Patience
-from streams.producer import Producer, ProducerError, split_bootstrap
-from streams.recording import Recorded
-from streams.replay import KafkaTarget, ReplayError
+from streams.replay.player import KafkaTarget, ReplayError
+from streams.replay.recording import Recorded
+from streams.transport.patience import Patience
+from streams.transport.producer import Producer, ProducerError, split_bootstrap
 
 
 class FakeFuture:

@@ -14,14 +14,16 @@ import msgspec
 import pytest
 from kafka.partitioner.default import murmur2
 
-from ioc.citypack import load_pack
-from ioc.contracts import Event
+from ioc.app.commands.replay import parse_time
+from ioc.core.citypack import load_pack
+from ioc.core.contracts import Event
 from simulators.engine import SimConfig, generate
 from simulators.recordings import LIBRARY, build, path_of
 from simulators.scenarios import parse_scenario
-from streams.rebuild import BoundedSource
-from streams.record import Span, Timeline, merge_partitions, simulator_records
-from streams.recording import (
+from streams.replay.capture import Span, Timeline, merge_partitions, simulator_records
+from streams.replay.player import NullTarget, replay
+from streams.replay.rebuild import BoundedSource
+from streams.replay.recording import (
     Header,
     Recorded,
     RecordingError,
@@ -31,10 +33,8 @@ from streams.recording import (
     encode_line,
     open_recording,
 )
-from streams.replay import NullTarget, replay
-from streams.replay_commands import parse_time
-from streams.retime import Retimer, shift_to
-from streams.source import SourceRecord, TopicPartition
+from streams.replay.retime import Retimer, shift_to
+from streams.transport.source import SourceRecord, TopicPartition
 
 ROOT = Path(__file__).resolve().parents[2]
 START = datetime(2025, 12, 10, tzinfo=UTC)
@@ -315,7 +315,7 @@ def test_parse_time_forms() -> None:
     assert parse_time("now", now, "--from") == now
     assert parse_time("-2h", now, "--from") == now - timedelta(hours=2)
     assert parse_time("2025-12-10T07:00", now, "--from") == datetime(2025, 12, 10, tzinfo=UTC)
-    from ioc.cli import CommandError
+    from ioc.app.cli import CommandError
 
     for bad in ("yesterday", "-2x", "2025-13-01"):
         with pytest.raises(CommandError):
@@ -344,7 +344,12 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     ]
     for argv in cases:
         done = subprocess.run(
-            [sys.executable, "-c", "import sys; from ioc.cli import main; sys.exit(main())", *argv],
+            [
+                sys.executable,
+                "-c",
+                "import sys; from ioc.app.cli import main; sys.exit(main())",
+                *argv,
+            ],
             cwd=ROOT,
             capture_output=True,
             text=True,

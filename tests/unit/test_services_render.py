@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ioc.services import kafka, postgres
-from ioc.services.state import ServiceError
+from ioc.app.services import kafka, postgres
+from ioc.app.services.state import ServiceError
 
 
 def test_server_properties_binds_loopback_with_both_ports() -> None:
@@ -82,7 +82,7 @@ def test_version_comes_from_the_broker_jar_name(tmp_path: Path) -> None:
 def test_fetched_pom_is_shipped_and_names_the_broker_artifact() -> None:
     import importlib.resources
 
-    pom = importlib.resources.files("ioc.services").joinpath("kafka-pom.xml").read_text()
+    pom = importlib.resources.files("ioc.app.services").joinpath("kafka-pom.xml").read_text()
     assert "<artifactId>kafka_2.13</artifactId>" in pom
     assert f"<kafka.version>{kafka.KAFKA_VERSION}</kafka.version>" in pom
 

@@ -13,8 +13,8 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from ioc.services import manager, proc
-from ioc.services.state import (
+from ioc.app.services import manager, proc
+from ioc.app.services.state import (
     SERVICE_PORTS,
     ConnectionInfo,
     ServiceError,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ioc.settings import Settings, SettingsError
+from ioc.app.settings import Settings, SettingsError
 
 
 def test_defaults_without_environment() -> None:
@@ -71,7 +71,7 @@ def test_settings_are_frozen() -> None:
 def test_cli_reports_bad_setting_as_one_line(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from ioc.cli import main
+    from ioc.app.cli import main
 
     monkeypatch.setenv("IOC_DASHBOARD_PORT", "nope")
     status = main(["db", "status"])
@@ -84,7 +84,7 @@ def test_cli_reports_bad_setting_as_one_line(
 def test_earliest_event_time_defaults_to_the_contracts_bound() -> None:
     from datetime import UTC, datetime, timedelta, timezone
 
-    from ioc.contracts import EARLIEST_EVENT_TIME
+    from ioc.core.contracts import EARLIEST_EVENT_TIME
 
     assert Settings.from_env({}).earliest_event_time == EARLIEST_EVENT_TIME
     day = Settings.from_env({"IOC_EARLIEST_EVENT_TIME": "1990-01-01"}).earliest_event_time

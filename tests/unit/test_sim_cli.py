@@ -9,7 +9,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from ioc.cli import main
+from ioc.app.cli import main
 from simulators.clock import SimClock
 from simulators.engine import SimConfig, generate, run
 from simulators.sinks import NullSink
@@ -108,8 +108,8 @@ def test_argparse_errors_are_one_line(capsys: pytest.CaptureFixture[str]) -> Non
 def test_progress_is_reported_at_most_once_a_second() -> None:
     from datetime import datetime, timedelta
 
-    from ioc.citypack import load_pack
-    from ioc.contracts import VN_TZ
+    from ioc.core.citypack import load_pack
+    from ioc.core.contracts import VN_TZ
 
     calls: list[tuple[int, float, float]] = []
     config = SimConfig(start=datetime(2025, 3, 3, tzinfo=VN_TZ), duration=timedelta(days=2))

@@ -10,8 +10,8 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from ioc.citypack import CityPack, load_pack
-from ioc.contracts import (
+from ioc.core.citypack import CityPack, load_pack
+from ioc.core.contracts import (
     LIFECYCLES,
     VN_TZ,
     AirQualityEvent,
@@ -22,6 +22,7 @@ from ioc.contracts import (
     Rejected,
     decode_event,
 )
+from ioc.core.feeds import BY_TOPIC
 from simulators.clock import SimClock
 from simulators.core import Item
 from simulators.engine import SimConfig, generate, run
@@ -30,7 +31,6 @@ from simulators.poison import poison_messages
 from simulators.scenarios import parse_scenario
 from simulators.sinks import FileSink
 from simulators.timebase import to_datetime
-from streams.topics import BY_TOPIC
 
 START = datetime(2025, 3, 3, 6, 0, tzinfo=VN_TZ)  # a Monday
 FAST = SimParams(warmup_days=20)

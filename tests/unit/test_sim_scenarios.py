@@ -8,8 +8,8 @@ from datetime import datetime, timedelta
 import msgspec
 import pytest
 
-from ioc.citypack import CityPack, load_pack
-from ioc.contracts import VN_TZ, AirQualityEvent, DossierEvent
+from ioc.core.citypack import CityPack, load_pack
+from ioc.core.contracts import VN_TZ, AirQualityEvent, DossierEvent
 from simulators.engine import SimConfig, generate, make_context
 from simulators.params import SimParams
 from simulators.scenarios import ScenarioError, parse_scenario

@@ -12,8 +12,8 @@ import msgspec
 import pytest
 from scipy.stats import spearmanr
 
-from ioc.citypack import CityPack, load_pack
-from ioc.contracts import (
+from ioc.core.citypack import CityPack, load_pack
+from ioc.core.contracts import (
     VN_TZ,
     AirQualityEvent,
     DossierEvent,

@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from ioc.contracts import VN_TZ
+from ioc.core.contracts import VN_TZ
 from simulators.clock import SimClock, parse_speed
 from simulators.core import Picker, poisson
 from simulators.timebase import (

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from streams import air_quality, payments
-from streams.storage import SKIP_KNOWN_EVENTS, _insert_new_query, plain_insert
+from streams.ingest.storage import SKIP_KNOWN_EVENTS, _insert_new_query, plain_insert
+from streams.ingest.writers import air_quality, payments
 
 
 def test_first_tries_differ_from_their_fallbacks_only_by_the_conflict_clause() -> None:

@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 import pandas as pd
 import pytest
 
-from ioc.citypack import load_pack
-from ioc.contracts import VN_TZ
-from ioc.queries.snapshot import WallSnapshot
-from ioc.queries.timeline import Span
-from ioc.queries.window import Window
-from ioc.targets import DashboardConfig
+from ioc.core.citypack import load_pack
+from ioc.core.contracts import VN_TZ
+from ioc.core.queries.snapshot import WallSnapshot
+from ioc.core.queries.timeline import Span
+from ioc.core.queries.window import Window
+from ioc.core.targets import DashboardConfig
 from layouts.kpis import SPECS, STALE
 from layouts.timeline_view import (
     EARLIEST,

@@ -8,8 +8,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from ioc.contracts import DOSSIER_LIFECYCLE, FEEDBACK_LIFECYCLE, CaseEvent, CaseHistory
-from streams import dossiers
+from ioc.core.contracts import DOSSIER_LIFECYCLE, FEEDBACK_LIFECYCLE, CaseEvent, CaseHistory
+from streams.ingest.writers import dossiers
 
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=timezone(timedelta(hours=7)))
 DOSSIER_PATH = (

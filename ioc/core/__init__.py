@@ -1,0 +1,1 @@
+"""The core: contracts, feed registry, packs, AQI, queries, health, errors; nothing above."""

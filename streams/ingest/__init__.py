@@ -1,0 +1,1 @@
+"""Consumer -> table step: the ingest loop, batch storage, dead letters, health and writers."""

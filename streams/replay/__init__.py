@@ -1,0 +1,1 @@
+"""Topic step, captured and replayed: recordings, capture, replay, retime and rebuild."""

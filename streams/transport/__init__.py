@@ -1,0 +1,1 @@
+"""Topic step transport: Kafka and the in-process bus, producers, record sources, patience."""
