@@ -16,8 +16,8 @@ from typing import Any, TypeVar
 import pandas as pd
 import psycopg
 
-from ioc.app.connect import NoDatabaseError
 from ioc.core.citypack import CityPack
+from ioc.core.errors import NoDatabaseError
 from ioc.core.queries.air_quality import air_quality_kpis
 from ioc.core.queries.snapshot import (
     DAY,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 from ioc.core.citypack import CityPack
+from ioc.core.errors import IocError
 from simulators.air_quality import stations
 from simulators.context import Effects, SimContext
 from simulators.core import Item, Window, derive_seed, stream
@@ -23,7 +24,7 @@ from simulators.timebase import DAY, day_number, day_start, local_day, parse_dur
 POISON_INDEX = 4
 
 
-class ScenarioError(ValueError):
+class ScenarioError(IocError, ValueError):
     """A scenario name or option that cannot be used; the message is one line."""
 
 

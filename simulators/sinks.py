@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Protocol, cast
 
+from ioc.core.errors import IocError
 from ioc.core.feeds import BY_TOPIC
 from streams.transport.bus import Bus
 from streams.transport.patience import Patience
@@ -16,7 +17,7 @@ TopicName = Callable[[str], str]
 _FLUSH_LINES = 4096
 
 
-class SinkError(Exception):
+class SinkError(IocError):
     """A sink could not be opened or could not deliver; the message is one line."""
 
 

@@ -8,7 +8,8 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from ioc.app.settings import Settings, SettingsError
+from ioc.app.settings import Settings
+from ioc.core.errors import IocError
 
 # Each module registers one sub-command; imported lazily so `ioc --help` stays fast and a
 # module whose optional dependency is missing breaks only its own command.
@@ -25,12 +26,8 @@ COMMAND_MODULES: tuple[str, ...] = (
 )
 
 
-class CommandError(Exception):
-    """An expected failure of a command; printed as one line, exit status 1 unless given."""
-
-    def __init__(self, message: str, status: int = 1) -> None:
-        super().__init__(message)
-        self.status = status
+class CommandError(IocError):
+    """An expected failure of a command's own (bad arguments, nothing to do); one line."""
 
 
 Handler = Callable[[argparse.Namespace, Settings], int]
@@ -72,9 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.from_env()
         handler: Handler = args.func
         return handler(args, settings)
-    except (SettingsError, CommandError) as exc:
+    except IocError as exc:
         print(f"ioc: error: {exc}", file=sys.stderr)
-        return exc.status if isinstance(exc, CommandError) else 2
+        return exc.status
     except KeyboardInterrupt:
         return 130
 

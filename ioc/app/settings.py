@@ -10,14 +10,17 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from ioc.core.contracts.base import EARLIEST_EVENT_TIME
+from ioc.core.errors import IocError
 
 PREFIX = "IOC_"
 _TOPIC_PREFIX_RE = re.compile(r"^[A-Za-z0-9._-]*$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9._-]+$")
 
 
-class SettingsError(ValueError):
+class SettingsError(IocError, ValueError):
     """A bad configuration value; the message is one line naming the variable."""
+
+    status = 2
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Topic step: one name per feed, the topic it travels on and the field that keys it."""
+"""The one feed registry: each feed's name, the topic it travels on and the field that keys it."""
 
 from __future__ import annotations
 

@@ -10,10 +10,10 @@ from dash import html
 
 from ioc.core.citypack import CityPack
 from ioc.core.feeds import FEED_NAMES
+from ioc.core.health import FeedHealth
 from ioc.core.queries.alerts import Alert
 from ioc.core.queries.window import CITY
 from layouts.i18n import Lang, fmt_ago, fmt_duration, fmt_number, t
-from streams.ingest.health import FeedHealth
 
 ACK: Final = "ack"
 MAX_ALERTS: Final = 4

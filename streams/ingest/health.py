@@ -1,11 +1,14 @@
-"""Table step: per-feed ingest health (freshness, lag, rate, dead letters) written and read."""
+"""Table step: per-feed ingest health (freshness, lag, rate, dead letters) written by each member.
+
+Reading it is the core's (ioc.core.health), since the dashboard and `ioc status` read it too.
+"""
 
 from __future__ import annotations
 
 import os
 import socket
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -78,12 +81,6 @@ WHERE member = %(member)s OR updated_at < now() - make_interval(secs => %(forget
 """
 MEMBER_FORGET_S = 3600.0
 
-_SELECT = """
-SELECT feed, last_event_time, last_ingest_at, events_total, duplicates_total, dead_letters,
-       consumer_lag, rate_per_s, updated_at, now(), stall_reason, stalled_since
-FROM feed_health ORDER BY feed
-"""
-
 
 @dataclass
 class FeedDelta:
@@ -98,38 +95,6 @@ class FeedDelta:
     def add_time(self, t: datetime | None) -> None:
         if t is not None and (self.last_event_time is None or t > self.last_event_time):
             self.last_event_time = t
-
-
-@dataclass(frozen=True)
-class FeedHealth:
-    """One row of feed_health, plus the database's clock when it was read."""
-
-    feed: str
-    last_event_time: datetime | None
-    last_ingest_at: datetime | None
-    events_total: int
-    duplicates_total: int
-    dead_letters: int
-    consumer_lag: int | None
-    rate_per_s: float | None
-    updated_at: datetime
-    read_at: datetime
-    # Set while records wait that cannot be read (not an event's fault): why, and since when.
-    stall_reason: str | None = None
-    stalled_since: datetime | None = None
-
-    @property
-    def seconds_since_event(self) -> float | None:
-        """Age of the newest event, by the database's clock (None before the first one)."""
-        if self.last_event_time is None:
-            return None
-        return (self.read_at - self.last_event_time).total_seconds()
-
-    @property
-    def seconds_since_ingest(self) -> float | None:
-        if self.last_ingest_at is None:
-            return None
-        return (self.read_at - self.last_ingest_at).total_seconds()
 
 
 class RateWindow:
@@ -203,25 +168,3 @@ def write_health(
 def leave_health(conn: psycopg.Connection[Any], member: str) -> None:
     """Remove `member`'s rows (it is stopping) and those of members long gone."""
     conn.execute(_FORGET_MEMBERS, {"member": member, "forget_s": MEMBER_FORGET_S})
-
-
-def read_health(conn: psycopg.Connection[Any]) -> list[FeedHealth]:
-    """Every feed's row, by feed name."""
-    rows: Sequence[tuple[Any, ...]] = conn.execute(_SELECT).fetchall()
-    return [
-        FeedHealth(
-            feed=str(r[0]),
-            last_event_time=r[1],
-            last_ingest_at=r[2],
-            events_total=int(r[3]),
-            duplicates_total=int(r[4]),
-            dead_letters=int(r[5]),
-            consumer_lag=None if r[6] is None else int(r[6]),
-            rate_per_s=None if r[7] is None else float(r[7]),
-            updated_at=r[8],
-            read_at=r[9],
-            stall_reason=None if r[10] is None else str(r[10]),
-            stalled_since=r[11],
-        )
-        for r in rows
-    ]

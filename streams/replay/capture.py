@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from ioc.core.contracts import FUTURE_TOLERANCE
+from ioc.core.errors import IocError
 from streams.replay.recording import Recorded, event_time_ms
 
 log = logging.getLogger("streams.replay.capture")
@@ -28,7 +29,7 @@ SIM_PARTITIONS = 3
 FUTURE_TOLERANCE_MS = int(FUTURE_TOLERANCE.total_seconds() * 1000)
 
 
-class CaptureError(Exception):
+class CaptureError(IocError):
     """Kafka could not be read as asked; the message is one line."""
 
 

@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
+from ioc.core.errors import IocError
 from ioc.core.feeds import BY_TOPIC
 from streams.replay.recording import Recorded
 from streams.transport.bus import Bus
@@ -20,7 +21,7 @@ Progress = Callable[[int, int, float], None]
 _SLICE_S = 0.25
 
 
-class ReplayError(Exception):
+class ReplayError(IocError):
     """A target that cannot take the records; the message is one line."""
 
 

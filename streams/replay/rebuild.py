@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from ioc.app.settings import Settings
+from ioc.core.errors import IocError
 from ioc.core.feeds import BY_NAME
 from streams.transport.source import Record, RecordSource, TopicPartition, flatten
 
@@ -26,7 +27,7 @@ log = logging.getLogger("streams.replay.rebuild")
 EVENT_TABLES = ("dossier_events", "payment_events", "feedback_events", "air_quality_readings")
 
 
-class RebuildError(Exception):
+class RebuildError(IocError):
     """The rebuild cannot go ahead; the message is one line."""
 
 
@@ -248,9 +249,10 @@ def rebuild(
     """Migrate `schema`, reset `group` to `start`, ingest up to the current end offsets."""
     import psycopg
 
-    from ioc.app.connect import NoDatabaseError, connector, database_url
+    from ioc.app.connect import connector, database_url
     from ioc.core.citypack import load_pack
     from ioc.core.db.migrate import MigrationError, migrate
+    from ioc.core.errors import NoDatabaseError
     from streams.ingest.loop import Abandoned, Ingestor, build_routes
     from streams.ingest.writers.registry import WRITERS
 

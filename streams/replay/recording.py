@@ -28,11 +28,13 @@ from typing import IO, Any, Final, cast
 
 import msgspec
 
+from ioc.core.errors import IocError
+
 FORMAT: Final = "ioc-recording/1"
 _TRAILER_PREFIX: Final = b'{"trailer":'
 
 
-class RecordingError(Exception):
+class RecordingError(IocError):
     """A file that is not a readable recording; the message is one line."""
 
 

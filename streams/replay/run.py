@@ -168,7 +168,8 @@ def _writer_connect(settings: Settings) -> Any:
     """A connection factory for the writer role; ReplayError if the schema is not migrated."""
     import psycopg
 
-    from ioc.app.connect import NoDatabaseError, connector, database_url
+    from ioc.app.connect import connector, database_url
+    from ioc.core.errors import NoDatabaseError
 
     try:
         url = database_url(settings, "writer")

@@ -10,13 +10,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from ioc.core.errors import IocError
+
 DEFAULT_PARTITIONS = 3
 
 TopicPartition = tuple[str, int]
 OffsetReset = Literal["earliest", "latest"]
 
 
-class BusError(Exception):
+class BusError(IocError):
     """A misuse of the bus (unknown partition, closed consumer, bad offset)."""
 
 

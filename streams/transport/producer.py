@@ -8,6 +8,7 @@ import itertools
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from ioc.core.errors import IocError
 from streams.transport.patience import BrokerWait, Patience, reachable
 
 # Takes kafka-python's keyword arguments; the real classes by default, fakes in unit tests.
@@ -28,7 +29,7 @@ RECONNECT_BACKOFF_MAX_MS = 1_000
 DELIVERY_MARGIN_MS = 120_000
 
 
-class ProducerError(Exception):
+class ProducerError(IocError):
     """Kafka could not be reached or did not take what was sent; the message is one line."""
 
 

@@ -11,7 +11,8 @@ import psycopg
 from ioc.app.connect import connector
 from ioc.app.services.state import ConnectionInfo
 from ioc.core.db.migrate import migrate
-from streams.ingest.health import FeedDelta, leave_health, read_health, write_health
+from ioc.core.health import read_health
+from streams.ingest.health import FeedDelta, leave_health, write_health
 
 WHY_A = "cannot read ioc.payments.v1[0] at offset 7: UnsupportedCodecError: zstd"
 WHY_B = "cannot read ioc.payments.v1[2] at offset 3: CorruptRecordError: crc"

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from ioc.app.cli import CommandError
 from ioc.core.citypack import CityPack, PackError, Unit2025, Ward, available_packs, load_pack
 from ioc.core.citypack import pack as pack_module
 from ioc.core.citypack.model import check_mapping, read_units, read_wards
+from ioc.core.errors import IocError
 
 HALONG = Path(pack_module.__file__).resolve().parent.parent / "packs" / "halong"
 
@@ -115,8 +115,8 @@ def test_load_pack_is_cached() -> None:
     assert load_pack("halong") is load_pack("halong")
 
 
-def test_unknown_pack_is_one_line_command_error() -> None:
-    with pytest.raises(CommandError) as err:
+def test_unknown_pack_is_one_line_ioc_error() -> None:
+    with pytest.raises(IocError) as err:
         load_pack("atlantis")
     assert "unknown city pack 'atlantis'" in str(err.value)
     assert "halong" in str(err.value)

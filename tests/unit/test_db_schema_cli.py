@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from ioc.app.cli import build_parser, main
-from ioc.app.connect import (
+from ioc.core.db.schema import (
     IOC_TABLES,
     SchemaNotMigratedError,
     migrate_hint,

@@ -10,8 +10,9 @@ from kafka.consumer.fetcher import ConsumerRecord
 from kafka.structs import TopicPartition as KafkaTP
 
 from ioc.app.commands.ingest import format_status
+from ioc.core.health import FeedHealth
 from streams.ingest.dead_letters import MAX_DETAIL_CHARS, clean_detail
-from streams.ingest.health import FeedDelta, FeedHealth, RateWindow
+from streams.ingest.health import FeedDelta, RateWindow
 from streams.transport.backoff import Backoff
 from streams.transport.kafka_source import KafkaSource
 from streams.transport.source import flatten

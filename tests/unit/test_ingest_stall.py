@@ -13,9 +13,9 @@ from kafka.errors import KafkaTimeoutError, UnsupportedCodecError
 from kafka.structs import TopicPartition as KafkaTP
 
 from ioc.app.commands.ingest import _ThrottleKafkaErrors, format_status
+from ioc.core.health import FeedHealth
 from ioc.core.queries.alerts import feed_stalled
 from layouts.components.status import health_strip, stale_feeds
-from streams.ingest.health import FeedHealth
 from streams.ingest.stall import Stalls, failure_line
 from streams.transport.kafka_lag import LAG_CACHE_S, CommittedLag
 from streams.transport.kafka_retry import FETCH_RETRY_CAP_S, FetchRetries, reason_of

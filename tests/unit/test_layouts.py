@@ -12,6 +12,7 @@ import pytest
 from ioc.core.aqi import category
 from ioc.core.citypack import load_pack
 from ioc.core.feeds import FEED_NAMES
+from ioc.core.health import FeedHealth
 from ioc.core.queries.alerts import Thresholds, evaluate
 from ioc.core.queries.snapshot import WallSnapshot
 from ioc.core.targets import DashboardConfig, Target, Wall
@@ -33,7 +34,6 @@ from layouts.kpis import (
     nice_step,
 )
 from layouts.wall_view import build_wall, rotate
-from streams.ingest.health import FeedHealth
 
 PACK = load_pack("halong")
 WARDS = [w.code for w in PACK.wards]

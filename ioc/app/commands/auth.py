@@ -15,17 +15,13 @@ import psycopg
 from psycopg import sql
 
 from ioc.app.cli import CommandError
-from ioc.app.connect import (
-    NoDatabaseError,
-    SchemaNotMigratedError,
-    database_url,
-    migrate_hint,
-    require_migrated,
-)
+from ioc.app.connect import database_url
 from ioc.app.settings import Settings
 from ioc.core.auth import audit, tokens, users
 from ioc.core.auth.passwords import PasswordPolicyError, check_policy, hash_password
 from ioc.core.auth.principals import ROLES, check_name, check_wards
+from ioc.core.db.schema import SchemaNotMigratedError, migrate_hint, require_migrated
+from ioc.core.errors import NoDatabaseError
 
 MAX_TOKEN_DAYS = 3650
 

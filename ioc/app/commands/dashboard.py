@@ -24,7 +24,8 @@ def _check_schema(settings: Settings) -> None:
     unavailable and recovers once the database is up."""
     import psycopg
 
-    from ioc.app.connect import NoDatabaseError, SchemaNotMigratedError, require_migrated
+    from ioc.core.db.schema import SchemaNotMigratedError, require_migrated
+    from ioc.core.errors import NoDatabaseError
     from layouts.app import reader_connect
 
     try:

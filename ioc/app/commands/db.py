@@ -8,9 +8,10 @@ from pathlib import Path
 import psycopg
 
 from ioc.app.cli import CommandError
-from ioc.app.connect import NoDatabaseError, database_url
+from ioc.app.connect import database_url
 from ioc.app.settings import Settings, SettingsError, parse_name
 from ioc.core.db.migrate import MigrationError, default_sql_dir, migrate, pending
+from ioc.core.errors import NoDatabaseError
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

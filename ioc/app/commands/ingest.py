@@ -19,14 +19,9 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from ioc.app.cli import CommandError
-from ioc.app.connect import (
-    SchemaNotMigratedError,
-    connector,
-    kafka_bootstrap,
-    migrate_hint,
-    require_migrated,
-)
+from ioc.app.connect import connector, kafka_bootstrap
 from ioc.app.settings import Settings
+from ioc.core.db.schema import SchemaNotMigratedError, migrate_hint, require_migrated
 from ioc.core.feeds import Feed, parse_feeds
 from streams.ingest.writers.base import FeedWriter
 
@@ -107,7 +102,8 @@ def load_writers(feeds: tuple[Feed, ...]) -> dict[str, FeedWriter]:
 
 
 def _db_url(settings: Settings, role: str) -> str:
-    from ioc.app.connect import NoDatabaseError, database_url
+    from ioc.app.connect import database_url
+    from ioc.core.errors import NoDatabaseError
 
     try:
         return database_url(settings, "writer" if role == "writer" else "reader")
@@ -306,7 +302,7 @@ def _metrics(totals: Any, wall_s: float) -> dict[str, Any]:
 
 def status_command(args: argparse.Namespace, settings: Settings) -> int:
     """Print each feed's health row, read as the dashboard's (reader) role."""
-    from streams.ingest.health import read_health
+    from ioc.core.health import read_health
 
     connect = connector(_db_url(settings, "reader"), settings.db_schema, "ioc-status")
     try:

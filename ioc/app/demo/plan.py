@@ -20,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ioc.core.errors import IocError
+
 DAY = 86_400
 FIRST_S = 3 * 3600  # loaded before anything else
 STATE_FILE = "demo.json"
@@ -168,7 +170,7 @@ def _minute(t: int) -> int:
 # -- the state file -----------------------------------------------------------------------
 
 
-class StateError(Exception):
+class StateError(IocError):
     """The state file exists but cannot be used; the message is one line."""
 
 

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from ioc.core.errors import IocError
+
 STATE_FILE = "services.json"
 PROC = Path("/proc")
 DATABASE = "ioc"
@@ -23,7 +25,7 @@ WRITER_ROLE = "ioc_writer"
 READER_ROLE = "ioc_reader"
 
 
-class ServiceError(Exception):
+class ServiceError(IocError):
     """A service could not be started, stopped or inspected; the message is one line."""
 
 

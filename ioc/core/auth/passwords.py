@@ -9,12 +9,14 @@ from typing import Final
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from ioc.core.errors import IocError
+
 MIN_LENGTH: Final = 10
 # argon2 cost does not grow with length, but a megabyte "password" is an attack, not a password.
 MAX_LENGTH: Final = 1024
 
 
-class PasswordPolicyError(ValueError):
+class PasswordPolicyError(IocError, ValueError):
     """A password that may not be set; the message says why in one line (never echoes it)."""
 
 

@@ -11,6 +11,7 @@ from typing import Any, Final
 import psycopg
 
 from ioc.core.auth.principals import Principal, check_name, check_role
+from ioc.core.errors import IocError
 
 INSERT: Final = """
 INSERT INTO users (username, password_hash, role, wards)
@@ -35,7 +36,7 @@ WHERE username = %(name)s AND NOT disabled
 """
 
 
-class UserError(ValueError):
+class UserError(IocError, ValueError):
     """A user operation that cannot be done as asked; one line."""
 
 

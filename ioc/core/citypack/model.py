@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ioc.app.cli import CommandError
+from ioc.core.errors import IocError
 
 WARD_CODE_RE = re.compile(r"^\d{5}$")
 KINDS = ("phuong", "xa")
@@ -16,7 +16,7 @@ WARD_COLUMNS = ("code", "name", "kind", "population", "area_km2", "lat", "lon", 
 UNIT_COLUMNS = ("code", "name", "lat", "lon", "constituents", "population_2019_whole")
 
 
-class PackError(CommandError):
+class PackError(IocError):
     """A pack, or a boundary file given for it, is unusable; the message is one line.
 
     It is a CommandError so that any command that loads a pack reports it as one line.

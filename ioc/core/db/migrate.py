@@ -11,6 +11,8 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from ioc.core.errors import IocError
+
 MIGRATION_RE = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 RECORD_TABLE = "schema_migrations"
 WRITER_ROLE = "ioc_writer"
@@ -39,7 +41,7 @@ AUTH_GRANTS: dict[str, dict[str, tuple[str, ...]]] = {
 _ADVISORY_LOCK_KEY = 0x10C_0001
 
 
-class MigrationError(Exception):
+class MigrationError(IocError):
     """A migration set that cannot be applied as it stands (bad name, edited file, SQL error)."""
 
 

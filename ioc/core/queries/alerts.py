@@ -12,8 +12,8 @@ from typing import Any, Final
 import pandas as pd
 import psycopg
 
+from ioc.core.health import FeedHealth
 from ioc.core.queries.window import CITY
-from streams.ingest.health import FeedHealth
 
 KINDS: Final = ("aqi", "overdue_backlog", "feed_stalled", "dead_letters")
 

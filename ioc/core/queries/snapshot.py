@@ -13,13 +13,13 @@ import pandas as pd
 import psycopg
 
 from ioc.core.aqi import NOWCAST_HOURS
+from ioc.core.health import FeedHealth, read_health
 from ioc.core.queries.air_quality import air_quality_kpis
 from ioc.core.queries.alerts import recent_acks, recent_dead_letters
 from ioc.core.queries.dossiers import dossier_kpis
 from ioc.core.queries.feedback import feedback_kpis
 from ioc.core.queries.payments import payment_kpis
 from ioc.core.queries.window import HOUR, Window, floor_hour
-from streams.ingest.health import FeedHealth, read_health
 
 DAY: Final = timedelta(days=1)
 
