@@ -21,10 +21,12 @@ cleanup() {
 trap cleanup EXIT
 
 failed=()
-echo "== lint and types"
+echo "== lint, types and floors"
 $BIN/ruff check . || failed+=("ruff check")
 $BIN/ruff format --check . || failed+=("ruff format --check")
 $BIN/mypy || failed+=("mypy")
+# The floors (pyproject [tool.importlinter]): the core imports nothing above it.
+$BIN/lint-imports || failed+=("lint-imports")
 
 echo "== services"
 $BIN/ioc services up || { echo "services did not start; see the logs named above"; exit 1; }

@@ -9,7 +9,7 @@ import psycopg
 from psycopg import sql
 
 from ioc.app.settings import Settings
-from ioc.core.errors import NoDatabaseError
+from ioc.core.errors import IocError, NoDatabaseError
 
 Role = Literal["admin", "writer", "reader"]
 
@@ -63,22 +63,23 @@ def connector(
     return connect
 
 
+class NoKafkaError(IocError):
+    """Neither IOC_KAFKA_BOOTSTRAP nor a running local broker says where Kafka is."""
+
+
 def kafka_bootstrap(settings: Settings) -> str:
     """IOC_KAFKA_BOOTSTRAP when set, else the broker `ioc services up` started.
 
-    Raises CommandError (one line) when neither says where Kafka is.
+    Raises NoKafkaError (one line) when neither says where Kafka is; an unreadable state file
+    raises its own ServiceError, an IocError too.
     """
     if settings.kafka_bootstrap:
         return settings.kafka_bootstrap
-    from ioc.app.cli import CommandError
-    from ioc.app.services.state import ServiceError, read_connection_info
+    from ioc.app.services.state import read_connection_info
 
-    try:
-        found = read_connection_info(settings.data_dir).kafka_bootstrap
-    except ServiceError as exc:
-        raise CommandError(str(exc)) from None
+    found = read_connection_info(settings.data_dir).kafka_bootstrap
     if not found:
-        raise CommandError(
+        raise NoKafkaError(
             "no Kafka: set IOC_KAFKA_BOOTSTRAP or start the local broker with `ioc services up`"
         )
     return found
