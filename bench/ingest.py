@@ -34,7 +34,7 @@ from ioc.core.contracts import PaymentEvent, encode_event
 from ioc.core.db.migrate import migrate
 from ioc.core.feeds import FEEDS
 from simulators.engine import SimConfig, generate
-from simulators.sinks import KafkaSink
+from streams.transport.sinks import KafkaSink
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "bench" / "results" / "ingest.json"
@@ -69,7 +69,7 @@ def produce(bootstrap: str, prefix: str, n: int, partitions: int = 3) -> dict[st
     days = max(1, -(-n // 100_000))
     cfg = SimConfig(start=START, duration=timedelta(days=days), seed=2025)
     sink = KafkaSink(bootstrap, topic_name=lambda t: prefix + t, partitions=partitions)
-    sink.ensure_topics([prefix + f.topic for f in FEEDS])
+    sink.ensure_topics(f.topic for f in FEEDS)
     t0 = time.monotonic()
     sent = 0
     try:

@@ -27,16 +27,18 @@ from bench.machine import describe
 from ioc.app.commands.replay import resolve_recording
 from ioc.app.settings import Settings
 from ioc.core.feeds import FEEDS
-from streams.replay.player import BusTarget, KafkaTarget, NullTarget, Target, replay
+from ioc.core.sinks import Sink
+from streams.replay.player import replay
 from streams.replay.recording import open_recording
 from streams.replay.retime import Retimer, shift_to
 from streams.transport.bus import Bus
+from streams.transport.sinks import BusSink, KafkaSink, NullSink
 
 RESULTS = Path(__file__).resolve().parent / "results" / "replay.json"
 TOPICS = [f.topic for f in FEEDS]
 
 
-def timed(path: Path, make: Callable[[], Target], retime: bool = False) -> dict[str, Any]:
+def timed(path: Path, make: Callable[[], Sink], retime: bool = False) -> dict[str, Any]:
     """One replay at max speed: records/s from opening the file to the last record delivered."""
     cpu0 = time.process_time()
     t0 = time.perf_counter()
@@ -85,9 +87,11 @@ def bare_producer(bootstrap: str, path: Path, topic_prefix: str) -> dict[str, An
     }
 
 
-def kafka_target(bootstrap: str, prefix: str) -> Target:
-    """A Kafka target onto fresh prefixed topics, created before it is returned."""
-    target = KafkaTarget(bootstrap, topic_name=lambda base: prefix + base)
+def kafka_target(bootstrap: str, prefix: str) -> Sink:
+    """A Kafka sink onto fresh prefixed topics, created before it is returned."""
+    target = KafkaSink(
+        bootstrap, topic_name=lambda base: prefix + base, client_id="ioc-replay", noun="record"
+    )
     target.ensure_topics(TOPICS)
     return target
 
@@ -122,9 +126,9 @@ def main(argv: list[str] | None = None) -> int:
         "kafka_python": version("kafka-python"),
     }
     runs: dict[str, Any] = {}
-    runs["null"] = timed(path, NullTarget)
-    runs["bus"] = timed(path, lambda: BusTarget(Bus(), topic_name=str))
-    runs["bus_retimed"] = timed(path, lambda: BusTarget(Bus(), topic_name=str), retime=True)
+    runs["null"] = timed(path, NullSink)
+    runs["bus"] = timed(path, lambda: BusSink(Bus(), topic_name=str))
+    runs["bus_retimed"] = timed(path, lambda: BusSink(Bus(), topic_name=str), retime=True)
     print(f"null {runs['null']['records_per_s']:,}/s, bus {runs['bus']['records_per_s']:,}/s, "
           f"bus retimed {runs['bus_retimed']['records_per_s']:,}/s", file=sys.stderr)  # fmt: skip
     if not args.skip_kafka:

@@ -27,9 +27,10 @@ from ioc.app.settings import Settings
 from ioc.core.citypack import CityPack, load_pack
 from ioc.core.contracts import VN_TZ
 from ioc.core.feeds import BY_TOPIC, FEED_NAMES
-from simulators.clock import SimClock
+from ioc.core.pacing import PacingClock
+from ioc.core.sinks import Sink
 from simulators.engine import SimConfig, generate, run
-from simulators.sinks import FileSink, KafkaSink, NullSink, Sink
+from streams.transport.sinks import FileSink, KafkaSink, NullSink
 
 RESULTS = Path(__file__).resolve().parent / "results" / "simulate.json"
 START = datetime(2025, 3, 3, tzinfo=VN_TZ)
@@ -63,7 +64,7 @@ class Measurement:
 def measure(config: SimConfig, pack: CityPack, sink: Sink) -> Measurement:
     """One run into `sink`, as fast as possible, timed to the sink's close."""
     wall0, cpu0 = time.perf_counter(), time.process_time()
-    summary = run(generate(config, pack), sink, SimClock(config.start_s, None))
+    summary = run(generate(config, pack), sink, PacingClock(config.start_s, None))
     sink.close()
     return Measurement(
         summary.total, time.perf_counter() - wall0, time.process_time() - cpu0
@@ -110,7 +111,7 @@ def bench_kafka(pack: CityPack, bootstrap: str) -> dict[str, object]:
         prefixes.append(prefix)
         sink = KafkaSink(bootstrap, topic_name=lambda t: prefix + t)
         # Topic creation is setup, not production: done before the clock starts.
-        sink.ensure_topics([prefix + t for t in BY_TOPIC])
+        sink.ensure_topics(BY_TOPIC)
         return sink
 
     try:

@@ -48,7 +48,7 @@ from ioc.app.services.state import default_cache_dir
 from ioc.core.citypack import load_pack
 from ioc.core.feeds import FEEDS
 from simulators.engine import SimConfig, generate
-from simulators.sinks import KafkaSink
+from streams.transport.sinks import KafkaSink
 
 PEERS_LOCK = REPO / "bench" / "peers.lock"
 PEER_SCRIPT = REPO / "bench" / "peer_quix.py"
@@ -70,7 +70,7 @@ def produce_recent(bootstrap: str, prefix: str, n: int, partitions: int) -> dict
     start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=days)
     cfg = SimConfig(start=start, duration=timedelta(days=days), seed=2026)
     sink = KafkaSink(bootstrap, topic_name=lambda t: prefix + t, partitions=partitions)
-    sink.ensure_topics([prefix + f.topic for f in FEEDS])
+    sink.ensure_topics(f.topic for f in FEEDS)
     t0 = time.monotonic()
     per_topic: dict[str, int] = {}
     try:

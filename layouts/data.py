@@ -1,20 +1,19 @@
-"""Callback step's access to the query step: pooled read connections, 'unavailable since' when
-the database is down or empty, and the few caches that keep a wall refresh cheap (live or as of
-an earlier time)."""
+"""Callback step's reads: one query per call on an injected pool, cached, or 'unavailable since'."""
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 import pandas as pd
 import psycopg
+from psycopg_pool import ConnectionPool
 
 from ioc.core.citypack import CityPack
 from ioc.core.errors import NoDatabaseError
@@ -32,16 +31,20 @@ from ioc.core.queries.ward import PERIOD_HOURS, WardDetail, ward_detail
 from ioc.core.queries.window import floor_hour
 from ioc.core.targets import DashboardConfig
 
-Connect = Callable[[], psycopg.Connection[Any]]
+# Connections with autocommit and the search_path of exactly the configured schema, built by
+# the application (ioc.app), which alone knows where the database is.
+Pool: TypeAlias = ConnectionPool[psycopg.Connection[Any]]
 Clock = Callable[[], datetime]
 T = TypeVar("T")
-# What a lost or missing database looks like from here: server down, tables not migrated.
-DATA_ERRORS = (psycopg.Error, NoDatabaseError, OSError)
+# What a lost or missing database looks like from here: server down or no connection to be had
+# in time (the pool's PoolTimeout is a psycopg.OperationalError), tables not migrated.
+DATABASE_GONE = (psycopg.Error, NoDatabaseError, OSError)
 MAX_SCOPES = 64
 # Time travel: a snapshot of the past is reused for this long (the wall refreshes every second
 # and rotates KPIs; late or replayed data still shows within a minute).
 TRAVEL_TTL_S = 60.0
 TRAVEL_CACHE = 32
+log = logging.getLogger("ioc.dashboard")
 
 
 def utc_now() -> datetime:
@@ -56,49 +59,14 @@ class Unavailable:
     reason: str
 
 
-class ConnectionSource:
-    """A few idle connections reused across callbacks; a broken one is dropped, never reused."""
-
-    def __init__(self, connect: Connect, max_idle: int = 4) -> None:
-        self._connect = connect
-        self._idle: list[psycopg.Connection[Any]] = []
-        self._lock = threading.Lock()
-        self._max_idle = max_idle
-
-    @contextmanager
-    def connection(self) -> Iterator[psycopg.Connection[Any]]:
-        with self._lock:
-            conn = self._idle.pop() if self._idle else None
-        if conn is None or conn.closed:
-            conn = self._connect()
-        ok = False
-        try:
-            yield conn
-            ok = True
-        finally:
-            healthy = ok and not conn.closed and conn.info.transaction_status.name == "IDLE"
-            if healthy:
-                with self._lock:
-                    if len(self._idle) < self._max_idle:
-                        self._idle.append(conn)
-                        conn = None
-            if conn is not None:
-                conn.close()
-
-    def close(self) -> None:
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
-
-
 class DataSource:
-    """What the pages read, each call one query over one connection, or Unavailable."""
+    """What the pages read, each call one query over one pooled connection, or Unavailable.
+    It owns the pool it is given: close() closes it."""
 
     def __init__(
-        self, connect: Connect, pack: CityPack, config: DashboardConfig, clock: Clock = utc_now
+        self, pool: Pool, pack: CityPack, config: DashboardConfig, clock: Clock = utc_now
     ) -> None:
-        self.pool = ConnectionSource(connect)
+        self.pool = pool
         self.pack = pack
         self.config = config
         self.clock = clock
@@ -112,20 +80,33 @@ class DataSource:
         self._travel: OrderedDict[tuple[tuple[str, ...], datetime], tuple[float, WallSnapshot]]
         self._travel = OrderedDict()
 
+    def _query(self, query: Callable[[psycopg.Connection[Any]], T]) -> T:
+        with self.pool.connection() as conn:
+            try:
+                return query(conn)
+            except BaseException:
+                # Whatever failed may have left the connection in any state: closed, the pool
+                # drops it instead of handing it to the next callback.
+                conn.close()
+                raise
+
     def read(self, query: Callable[[psycopg.Connection[Any]], T]) -> T | Unavailable:
         """Run `query` on a pooled connection; a failure becomes Unavailable(since first)."""
         try:
-            with self.pool.connection() as conn:
-                result = query(conn)
-        except DATA_ERRORS as exc:
-            with self._lock:
-                if self._down_since is None:
-                    self._down_since = self.clock()
-                since = self._down_since
+            result = self._query(query)
+        except DATABASE_GONE as exc:
             text = str(exc).strip().splitlines()
-            return Unavailable(since, text[0] if text else type(exc).__name__)
+            reason = text[0] if text else type(exc).__name__
+            with self._lock:
+                first = self._down_since is None
+                since = self._down_since = self._down_since or self.clock()
+            if first:
+                log.warning("database unavailable: %s", reason)
+            return Unavailable(since, reason)
         with self._lock:
-            self._down_since = None
+            recovered, self._down_since = self._down_since is not None, None
+        if recovered:
+            log.warning("database available again")
         return result
 
     def _scope(self, wards: Sequence[str] | None) -> tuple[str, ...]:
@@ -181,23 +162,12 @@ class DataSource:
         self, as_of: datetime, wards: Sequence[str] | None = None
     ) -> WallSnapshot | Unavailable:
         """The wall's snapshot as it was at `as_of` (time travel) over `wards`."""
-        alerts = self.config.alerts
         scope = self._scope(wards)
         key = (scope, as_of)
         cached = self._cached_travel(key)
         if cached is not None:
             return cached
-
-        def query(conn: psycopg.Connection[Any]) -> WallSnapshot:
-            return travel_snapshot(
-                conn,
-                scope,
-                as_of,
-                dead_letter_window_s=alerts.dead_letter_window_s,
-                ack_hold_s=alerts.ack_hold_s,
-            )
-
-        result = self.read(query)
+        result = self.read(lambda conn: travel_snapshot(conn, scope, as_of, self.config))
         if isinstance(result, WallSnapshot):
             self._remember_travel(key, result)
         return result
@@ -213,7 +183,6 @@ class DataSource:
         with `as_of`, as it was then (time travel) instead of now."""
         if as_of is not None:
             return self.travel(as_of, wards)
-        alerts = self.config.alerts
         scope = self._scope(wards)
 
         def query(conn: psycopg.Connection[Any]) -> WallSnapshot:
@@ -221,8 +190,7 @@ class DataSource:
                 conn,
                 scope,
                 now,
-                dead_letter_window_s=alerts.dead_letter_window_s,
-                ack_hold_s=alerts.ack_hold_s,
+                self.config,
                 yesterday=self._cached_yesterday(conn, now, scope),
                 air_quality=self._cached_air_quality(conn, now, scope),
             )

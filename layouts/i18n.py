@@ -1,5 +1,4 @@
-"""Callback step: Vietnamese-first message tables and pure formatters for numbers, money, dates,
-durations and KPI values (Vietnamese: 1.234.567 ₫, 82,5 %, dd/mm/yyyy)."""
+"""Callback step: Vietnamese-first messages and formatters (1.234.567 ₫, 82,5 %, dd/mm/yyyy)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Map step: how each KPI is shown - its kind, which way is better, its value and trend text,
-and the colour classes of the choropleth (VN_AQI's own colours for AQI)."""
+"""Map step: how each KPI is shown - kind, better direction, texts, choropleth colour classes."""
 
 from __future__ import annotations
 

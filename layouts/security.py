@@ -1,6 +1,4 @@
-"""Callback step's gate (Flask hooks around every request): who is asking, what each page and
-callback may be asked by whom, CSRF, request-shape checks, security headers, and error pages
-that never show a trace. Callbacks then scope their data with `principal()`."""
+"""Callback step's gate around every request: who asks, may they, CSRF, shapes, safe errors."""
 
 from __future__ import annotations
 
@@ -27,7 +25,7 @@ from ioc.core.auth.audit import Outcome
 from ioc.core.auth.principals import OPEN, Permission, Principal
 from ioc.core.auth.ratelimit import LoginLimiter
 from ioc.core.auth.sessions import Session, lookup, valid_secret
-from layouts.data import DATA_ERRORS, ConnectionSource
+from layouts.data import DATABASE_GONE, Pool
 
 log = logging.getLogger("ioc.dashboard.security")
 
@@ -61,7 +59,7 @@ class Gate:
 
     def __init__(
         self,
-        pool: ConnectionSource,
+        pool: Pool,
         options: AuthOptions,
         clock: Callable[[], datetime],
         limiter: LoginLimiter | None = None,
@@ -70,7 +68,7 @@ class Gate:
         self.options = options
         self.clock = clock
         self.limiter = limiter or LoginLimiter()
-        self.permissions: dict[str, Permission] = {}
+        self.permissions: Mapping[str, Permission] = {}
         self.callback_map: Mapping[str, Any] = {}
         self.csp = ""
         self._cache: dict[str, tuple[float, Session | None]] = {}
@@ -79,7 +77,11 @@ class Gate:
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection[Any]]:
         with self.pool.connection() as conn:
-            yield conn
+            try:
+                yield conn
+            except BaseException:
+                conn.close()  # in any state after a failure: closed, the pool drops it
+                raise
 
     def session(self, secret: str) -> Session | None:
         """The live session behind a cookie secret; revocations show within session_cache_s."""
@@ -91,7 +93,7 @@ class Gate:
         try:
             with self.connection() as conn:
                 found = lookup(conn, secret, self.clock())
-        except DATA_ERRORS:
+        except DATABASE_GONE:
             if cached is not None and cached[1] is not None and now - cached[0] < OUTAGE_GRACE_S:
                 return cached[1]
             raise
@@ -116,7 +118,7 @@ class Gate:
         try:
             with self.connection() as conn:
                 audit.record(conn, action, outcome, actor=actor, ip=client_ip(), detail=detail)
-        except DATA_ERRORS as exc:
+        except DATABASE_GONE as exc:
             log.warning("audit %s %s not written: %s", action, outcome, type(exc).__name__)
 
 
@@ -275,7 +277,7 @@ def before(gate: Gate) -> ResponseReturnValue | None:
         return None
     try:
         _identify(gate)
-    except DATA_ERRORS:
+    except DATABASE_GONE:
         return _refuse(503, "database unavailable, retrying")
     if request.method not in SAFE_METHODS and not _same_origin():
         return _refuse(403, "cross-site request refused")

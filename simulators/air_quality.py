@@ -12,17 +12,21 @@ import math
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Final, NamedTuple
 
 from ioc.core.citypack import CityPack
 from ioc.core.contracts import AirQualityEvent, encode_event
+from ioc.core.feeds import AIR_QUALITY
 from simulators.context import SimContext
 from simulators.core import SLOT, SLOTS_PER_DAY, Item, stream
 from simulators.params import SimParams
 from simulators.timebase import DAY, day_start, local_day, to_datetime, weekday_of_day
 
-FEED = "air_quality"
-TOPIC = "ioc.air_quality.v1"
-INDEX = 3
+FEED: Final = AIR_QUALITY
+# Bound once: every emitted item carries both, and `index` searches the registry.
+TOPIC: Final = FEED.topic
+INDEX: Final = FEED.index
 
 ALL_SIX = ("pm25", "pm10", "no2", "o3", "so2", "co")
 LOW_COST = ("pm25", "pm10", "no2", "co")
@@ -88,6 +92,18 @@ def _tables(p: SimParams) -> tuple[tuple[float, ...], tuple[float, ...], tuple[f
     return tuple(pm), tuple(rush), tuple(sun)
 
 
+class _Period(NamedTuple):
+    """What the readings of every station share in one period ending at t."""
+
+    t: int
+    time: datetime
+    log_common: float  # log of the city-wide PM2.5 level, before each station's own terms
+    step_l: float  # innovation scale of the stations' local PM terms
+    episode: float
+    rush: float
+    sun: float
+
+
 class _State:
     """AR(1) states of one station."""
 
@@ -107,8 +123,8 @@ class AirQualitySimulator:
         if not 1 <= p.aq_period_minutes <= 60:
             raise ValueError("aq_period_minutes must be within 1..60")
         self._ctx = ctx
-        self._rng = stream(ctx.seed, FEED)
-        self._episode_rng = stream(ctx.seed, FEED, "episodes")
+        self._rng = stream(ctx.seed, FEED.name)
+        self._episode_rng = stream(ctx.seed, FEED.name, "episodes")
         self.stations = stations(ctx.pack, p)
         self._keys = [s.id.encode() for s in self.stations]
         self._states = [_State(self._rng, p) for _ in self.stations]
@@ -162,45 +178,10 @@ class AirQualitySimulator:
 
     def _readings(self, t: int) -> Iterator[Item]:
         p, rng = self._ctx.params, self._rng
-        gauss = rng.gauss
-        dt = to_datetime(t)
-        s = ((t - 1) % DAY + 7 * 3600) % DAY // SLOT  # the slot the period ends in
-        weekday = weekday_of_day(local_day(t - 1))
-        month = p.pm25_monthly[dt.month - 1]
-        step_r = math.sqrt(1 - p.pm_regional_phi**2) * p.pm_regional_sd
-        self._regional = p.pm_regional_phi * self._regional + step_r * gauss(0.0, 1.0)
-        step_l = math.sqrt(1 - p.pm_local_phi**2) * p.pm_local_sd
-        bias = -(p.pm_regional_sd**2 + p.pm_local_sd**2) / 2  # keeps the mean at the base level
-        episode = self._episode_factor(t)
-        rush = self._rush_table[s] * (1.0 if weekday < 5 else 0.4)
-        sun = self._sun_table[s]
-        log_common = math.log(p.pm25_base * month) + self._pm_table[s] + self._regional + bias
+        period = self._period(t)
         for i, st in enumerate(self.stations):
             state = self._states[i]
-            state.pm = p.pm_local_phi * state.pm + step_l * gauss(0.0, 1.0)
-            state.no2 = 0.9 * state.no2 + math.sqrt(1 - 0.81) * 0.3 * gauss(0.0, 1.0)
-            pm_factor = st.factor * (p.industrial_pm_factor if st.industrial else 1.0)
-            pm25 = math.exp(log_common + state.pm + gauss(0.0, p.pm_noise_sd)) * pm_factor
-            pm25 *= episode * self._pollution_factor(st.ward, t)
-            ratio = 2.3 if st.industrial else 1.6
-            pm10 = pm25 * ratio * math.exp(gauss(0.0, 0.1))
-            pm10 += (15.0 if st.industrial else 5.0) * math.exp(gauss(0.0, 0.3))
-            no2_base = p.no2_urban if st.urban else p.no2_commune
-            no2 = no2_base * (1 + (p.no2_rush_factor - 1) * rush) * math.exp(state.no2)
-            o3 = p.o3_base + p.o3_day_amplitude * sun - 0.4 * no2 + gauss(0.0, 5.0)
-            so2 = (p.so2_industrial if st.industrial else p.so2_base) * math.exp(gauss(0, 0.35))
-            co = p.co_base * (0.6 + 0.4 * no2 / no2_base) * math.exp(gauss(0.0, 0.15))
-            values: dict[str, float | None] = {
-                "pm25": round(min(pm25, 990.0), 1),
-                "pm10": round(min(pm10, 1990.0), 1),
-                "no2": round(min(no2, 3900.0), 1),
-                "o3": round(min(max(o3, 2.0), 1900.0), 1),
-                "so2": round(min(so2, 4900.0), 1),
-                "co": round(min(co * math.sqrt(episode), 190_000.0), 1),
-            }
-            for name in ALL_SIX:
-                if name not in st.measures:
-                    values[name] = None
+            values = self._measure(st, state, period)
             if rng.random() < p.aq_missing_share:
                 values[st.measures[int(rng.random() * len(st.measures))]] = None
             faults = self._faults.get(st.id)
@@ -211,21 +192,70 @@ class AirQualitySimulator:
                 values = faulty
             else:
                 state.last = None
-            self._events += 1
-            ev = AirQualityEvent(
-                event_id=f"{self._prefix}{self._events:09x}",
-                event_time=dt,
-                station_id=st.id,
-                ward_code=st.ward,
-                period_minutes=p.aq_period_minutes,
-                pm25=values["pm25"],
-                pm10=values["pm10"],
-                no2=values["no2"],
-                o3=values["o3"],
-                so2=values["so2"],
-                co=values["co"],
-            )
-            yield (t, INDEX, TOPIC, self._keys[i], encode_event(ev), st.ward)
+            yield (t, INDEX, TOPIC, self._keys[i], self._encode(period, st, values), st.ward)
+
+    def _period(self, t: int) -> _Period:
+        """Advances the city-wide state to the period ending at t (one draw of the run stream)."""
+        p, gauss = self._ctx.params, self._rng.gauss
+        dt = to_datetime(t)
+        s = ((t - 1) % DAY + 7 * 3600) % DAY // SLOT  # the slot the period ends in
+        weekday = weekday_of_day(local_day(t - 1))
+        month = p.pm25_monthly[dt.month - 1]
+        step_r = math.sqrt(1 - p.pm_regional_phi**2) * p.pm_regional_sd
+        self._regional = p.pm_regional_phi * self._regional + step_r * gauss(0.0, 1.0)
+        step_l = math.sqrt(1 - p.pm_local_phi**2) * p.pm_local_sd
+        bias = -(p.pm_regional_sd**2 + p.pm_local_sd**2) / 2  # keeps the mean at the base level
+        episode = self._episode_factor(t)
+        rush = self._rush_table[s] * (1.0 if weekday < 5 else 0.4)
+        log_common = math.log(p.pm25_base * month) + self._pm_table[s] + self._regional + bias
+        return _Period(t, dt, log_common, step_l, episode, rush, self._sun_table[s])
+
+    def _measure(self, st: Station, state: _State, period: _Period) -> dict[str, float | None]:
+        """The station's true reading (None for what it does not measure); advances its state."""
+        p, gauss = self._ctx.params, self._rng.gauss
+        state.pm = p.pm_local_phi * state.pm + period.step_l * gauss(0.0, 1.0)
+        state.no2 = 0.9 * state.no2 + math.sqrt(1 - 0.81) * 0.3 * gauss(0.0, 1.0)
+        pm_factor = st.factor * (p.industrial_pm_factor if st.industrial else 1.0)
+        pm25 = math.exp(period.log_common + state.pm + gauss(0.0, p.pm_noise_sd)) * pm_factor
+        pm25 *= period.episode * self._pollution_factor(st.ward, period.t)
+        ratio = 2.3 if st.industrial else 1.6
+        pm10 = pm25 * ratio * math.exp(gauss(0.0, 0.1))
+        pm10 += (15.0 if st.industrial else 5.0) * math.exp(gauss(0.0, 0.3))
+        no2_base = p.no2_urban if st.urban else p.no2_commune
+        no2 = no2_base * (1 + (p.no2_rush_factor - 1) * period.rush) * math.exp(state.no2)
+        o3 = p.o3_base + p.o3_day_amplitude * period.sun - 0.4 * no2 + gauss(0.0, 5.0)
+        so2 = (p.so2_industrial if st.industrial else p.so2_base) * math.exp(gauss(0, 0.35))
+        co = p.co_base * (0.6 + 0.4 * no2 / no2_base) * math.exp(gauss(0.0, 0.15))
+        # Capped just under the contract's absurd-value limits: extreme but still valid readings.
+        values: dict[str, float | None] = {
+            "pm25": round(min(pm25, 990.0), 1),
+            "pm10": round(min(pm10, 1990.0), 1),
+            "no2": round(min(no2, 3900.0), 1),
+            "o3": round(min(max(o3, 2.0), 1900.0), 1),
+            "so2": round(min(so2, 4900.0), 1),
+            "co": round(min(co * math.sqrt(period.episode), 190_000.0), 1),
+        }
+        for name in ALL_SIX:
+            if name not in st.measures:
+                values[name] = None
+        return values
+
+    def _encode(self, period: _Period, st: Station, values: dict[str, float | None]) -> bytes:
+        self._events += 1
+        ev = AirQualityEvent(
+            event_id=f"{self._prefix}{self._events:09x}",
+            event_time=period.time,
+            station_id=st.id,
+            ward_code=st.ward,
+            period_minutes=self._ctx.params.aq_period_minutes,
+            pm25=values["pm25"],
+            pm10=values["pm10"],
+            no2=values["no2"],
+            o3=values["o3"],
+            so2=values["so2"],
+            co=values["co"],
+        )
+        return encode_event(ev)
 
     def _apply_faults(
         self,

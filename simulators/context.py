@@ -1,5 +1,7 @@
-"""Simulator step of the data path: the run context every generator receives (time span, city,
-parameters, calendar and the effects of the chosen scenarios)."""
+"""Simulator step of the data path: the run context every generator receives.
+
+It holds the time span, the city, the parameters, the calendar and the chosen scenarios' effects.
+"""
 
 from __future__ import annotations
 

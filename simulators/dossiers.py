@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date, datetime
-from typing import cast
+from typing import Final, cast
 
 from ioc.core.contracts import (
     PROCEDURE_FIELDS,
@@ -18,6 +18,7 @@ from ioc.core.contracts import (
     encode_event,
 )
 from ioc.core.contracts.dossiers import DossierChannel, DossierKind, ProcedureField, ServiceLevel
+from ioc.core.feeds import DOSSIERS
 from simulators.cases import CaseLoop
 from simulators.context import SimContext
 from simulators.core import (
@@ -41,9 +42,10 @@ from simulators.timebase import (
     weekday_of_day,
 )
 
-FEED = "dossiers"
-TOPIC = "ioc.dossiers.v1"
-INDEX = 0
+FEED: Final = DOSSIERS
+# Bound once: every emitted item carries both, and `index` searches the registry.
+TOPIC: Final = FEED.topic
+INDEX: Final = FEED.index
 
 
 class _Dossier:
@@ -87,7 +89,7 @@ class DossierSimulator:
     def __init__(self, ctx: SimContext) -> None:
         p = ctx.params
         self._ctx = ctx
-        self._rng = stream(ctx.seed, FEED)
+        self._rng = stream(ctx.seed, FEED.name)
         self._cal = ctx.calendar
         wards = ctx.pack.wards
         self._wards = Picker([w.code for w in wards], [w.population for w in wards])
@@ -141,7 +143,15 @@ class DossierSimulator:
         return [(t, _Dossier(self._wards.pick(rng))) for t in slot_times(rng, slot, n)]
 
     # -- life cycle ---------------------------------------------------------------------
+    # The helpers below draw from one random stream in a fixed order: reordering any draw
+    # changes every later case, so the split follows the order of the draws.
     def _schedule(self, t: int, case: _Dossier) -> list[tuple[int, str]]:
+        t, e_share = self._intake(t, case)
+        self._register(t, case, e_share)
+        return self._delay_for_outages(case.ward, self._steps(case))
+
+    def _intake(self, t: int, case: _Dossier) -> tuple[int, float]:
+        """Sets how the dossier came in; returns its received time and e-signed result share."""
         rng, cal, p = self._rng, self._cal, self._ctx.params
         online = trend_share(
             p.online_share, p.online_growth_per_year, p.online_bounds, t, self._reference
@@ -154,45 +164,36 @@ class DossierSimulator:
             full = rng.random() < p.full_online_share_of_online
             case.level = "full_online" if full else "partial_online"
             case.digitized = True
-            e_share = p.e_signed_share_online
-        else:
-            case.channel = "postal" if u < online + p.postal_share else "counter"
-            case.level = "partial_online" if rng.random() < 0.15 else "offline"
-            case.digitized = rng.random() < p.digitized_share_offline
-            e_share = p.e_signed_share_offline
-            # A closed counter turns people away; they come back after it reopens.
-            for a, b in self._outages.get(case.ward, ()):
-                if a <= t < b:
-                    t = cal.from_work(cal.to_work(b) + int(rng.random() * WORK_SECONDS))
+            return t, p.e_signed_share_online
+        case.channel = "postal" if u < online + p.postal_share else "counter"
+        case.level = "partial_online" if rng.random() < 0.15 else "offline"
+        case.digitized = rng.random() < p.digitized_share_offline
+        # A closed counter turns people away; they come back after it reopens.
+        for a, b in self._outages.get(case.ward, ()):
+            if a <= t < b:
+                t = cal.from_work(cal.to_work(b) + int(rng.random() * WORK_SECONDS))
+        return t, p.e_signed_share_offline
+
+    def _register(self, t: int, case: _Dossier, e_share: float) -> None:
+        """Sets the procedure, fee, due date and ids of a dossier received at t."""
+        rng = self._rng
         case.field = field = cast(ProcedureField, self._fields.pick(rng))
         low, high = self._fees[field]
         case.fee = 1000 * ((low + int(rng.random() * (high - low + 1))) // 1000)
         days = self._due_days[field]
-        due = cal.due_after(t, days[int(rng.random() * len(days))])
-        case.received, case.due = t, due
+        case.received = t
+        case.due = self._cal.due_after(t, days[int(rng.random() * len(days))])
         self._count += 1
         case.id = f"{self._id_prefix}{self._count:07d}"
         case.key = case.id.encode()
         case.e_signed = rng.random() < e_share
 
-        w0, wdue = cal.to_work(t), cal.to_work(due) - 1
-        steps: list[tuple[int, str]] = [(t, "received")]
-        u = rng.random()
-        if u < p.withdrawn_share:
-            ends = [(w0 + int((wdue - w0) * (0.1 + 0.8 * rng.random())), "withdrawn")]
-        elif u < p.withdrawn_share + p.rejected_share:
-            ends = [(w0 + int((wdue - w0) * (0.05 + 0.75 * rng.random())), "rejected")]
-        else:
-            if rng.random() < p.dossier_late_share:
-                late = rng.expovariate(1.0 / (p.dossier_late_mean_days * WORK_SECONDS))
-                w_res = wdue + 60 + int(late)
-            else:
-                # Skewed towards early resolution, never past the due moment.
-                w_res = w0 + int((wdue - w0) * rng.random() ** 0.8)
-            gap = 60 + int(rng.random() * 2 * 3600)
-            if case.channel != "online":
-                gap = 600 + int(rng.random() * 2 * WORK_SECONDS)
-            ends = [(w_res, "resolved"), (w_res + gap, "returned")]
+    def _steps(self, case: _Dossier) -> list[tuple[int, str]]:
+        """The registered dossier's steps (time, kind), before any counter outage delays them."""
+        rng, cal, p = self._rng, self._cal, self._ctx.params
+        w0 = cal.to_work(case.received)
+        ends = self._ends(case, w0, cal.to_work(case.due) - 1)
+        steps: list[tuple[int, str]] = [(case.received, "received")]
         w_end = ends[0][0]
         w_proc = w0 + max(60, int((w_end - w0) * (0.02 + 0.15 * rng.random())))
         if w_proc < w_end:
@@ -205,7 +206,27 @@ class DossierSimulator:
                 else:
                     ends = [(ends[0][0], "withdrawn")]
         steps.extend((cal.from_work(w), kind) for w, kind in ends)
-        return self._delay_for_outages(case.ward, steps)
+        return steps
+
+    def _ends(self, case: _Dossier, w0: int, wdue: int) -> list[tuple[int, str]]:
+        """How the dossier closes, in working seconds: withdrawn, rejected or resolved+returned."""
+        rng, p = self._rng, self._ctx.params
+        u = rng.random()
+        if u < p.withdrawn_share:
+            return [(w0 + int((wdue - w0) * (0.1 + 0.8 * rng.random())), "withdrawn")]
+        if u < p.withdrawn_share + p.rejected_share:
+            return [(w0 + int((wdue - w0) * (0.05 + 0.75 * rng.random())), "rejected")]
+        if rng.random() < p.dossier_late_share:
+            late = rng.expovariate(1.0 / (p.dossier_late_mean_days * WORK_SECONDS))
+            w_res = wdue + 60 + int(late)
+        else:
+            # Skewed towards early resolution, never past the due moment.
+            w_res = w0 + int((wdue - w0) * rng.random() ** 0.8)
+        gap = 60 + int(rng.random() * 2 * 3600)
+        if case.channel != "online":
+            # Both draws stay even when the first is unused: dropping one would shift the stream.
+            gap = 600 + int(rng.random() * 2 * WORK_SECONDS)
+        return [(w_res, "resolved"), (w_res + gap, "returned")]
 
     def _delay_for_outages(self, ward: str, steps: list[tuple[int, str]]) -> list[tuple[int, str]]:
         """Work that fell inside a counter outage waits for the backlog to clear after it."""

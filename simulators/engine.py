@@ -1,5 +1,4 @@
-"""Simulator step of the data path: one run - the four feeds merged by event time, paced by the
-simulated clock, written to a sink, counted per feed and per ward."""
+"""Simulator step of the data path: one run of the four feeds, merged, paced, sent to a sink."""
 
 from __future__ import annotations
 
@@ -11,9 +10,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from ioc.core.citypack import CityPack
-from ioc.core.feeds import FEED_NAMES
+from ioc.core.feeds import AIR_QUALITY, DOSSIERS, FEED_NAMES, FEEDBACK, PAYMENTS
+from ioc.core.pacing import PacingClock
+from ioc.core.sinks import Sink
 from simulators.air_quality import AirQualitySimulator
-from simulators.clock import SimClock
 from simulators.context import SimContext
 from simulators.core import Item, run_tag
 from simulators.dossiers import DossierSimulator
@@ -21,10 +21,9 @@ from simulators.feedback import FeedbackSimulator
 from simulators.params import SimParams
 from simulators.payments import PaymentSimulator
 from simulators.scenarios import ScenarioSpec, compile_effects, poison_items
-from simulators.sinks import Sink
 from simulators.timebase import WorkCalendar, from_datetime, local_day, to_datetime
 
-# Item feed index -> name in summaries; index 4 is the poison scenario's stream.
+# Item feed index -> name in summaries; index POISON_INDEX (len(FEEDS)) is the poison stream.
 FEED_OF_INDEX = (*FEED_NAMES, "poison")
 
 
@@ -99,10 +98,10 @@ def generate(config: SimConfig, pack: CityPack) -> Iterator[Item]:
     ctx = make_context(config, pack)
     streams: list[Iterator[Item]] = []
     builders: dict[str, Callable[[SimContext], Iterator[Item]]] = {
-        "dossiers": lambda c: DossierSimulator(c).items(),
-        "payments": lambda c: PaymentSimulator(c).items(),
-        "feedback": lambda c: FeedbackSimulator(c).items(),
-        "air_quality": lambda c: AirQualitySimulator(c).items(),
+        DOSSIERS.name: lambda c: DossierSimulator(c).items(),
+        PAYMENTS.name: lambda c: PaymentSimulator(c).items(),
+        FEEDBACK.name: lambda c: FeedbackSimulator(c).items(),
+        AIR_QUALITY.name: lambda c: AirQualitySimulator(c).items(),
     }
     for name in FEED_NAMES:
         if name in config.feeds:
@@ -134,19 +133,23 @@ class Summary:
         return self.total / self.wall_seconds if self.wall_seconds > 0 else 0.0
 
 
-Progress = Callable[[int, float, float], None]  # (events so far, simulated now, wall seconds)
+# (events so far, simulated now, wall seconds)
+SimProgress = Callable[[int, float, float], None]
+# A flush costs a broker round trip: only worth it before a wait longer than this.
+_FLUSH_BEFORE_WAIT_S = 0.05
 
 
 def run(
     items: Iterator[Item],
     sink: Sink,
-    clock: SimClock,
+    clock: PacingClock,
     *,
     stop: threading.Event | None = None,
-    progress: Progress | None = None,
+    progress: SimProgress | None = None,
     progress_every: float = 1.0,
 ) -> Summary:
-    """Emit each item once the simulated clock reaches its time; returns what was sent."""
+    """Emit each item once the pacing clock reaches its time (the items are merged by event
+    time); returns what was sent, counted per feed and per ward."""
     feed_counts = [0] * len(FEED_OF_INDEX)
     ward_counts: dict[str | None, int] = {}
     wall0 = time.monotonic()
@@ -162,7 +165,7 @@ def run(
             if first is None:
                 first = t
             if not fast and t > clock.now():
-                if (t - clock.now()) / (clock.speed or 1.0) > 0.05:
+                if clock.ahead(t) > _FLUSH_BEFORE_WAIT_S:
                     sink.flush()  # let consumers see what is already out before idling
                     if progress is not None and time.monotonic() >= next_report:
                         progress(n, clock.now(), time.monotonic() - wall0)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
-from typing import cast
+from typing import Final, cast
 
 from ioc.core.contracts import (
     FEEDBACK_CATEGORIES,
@@ -20,6 +20,7 @@ from ioc.core.contracts import (
     encode_event,
 )
 from ioc.core.contracts.feedback import FeedbackCategory, FeedbackChannel, FeedbackKind, Urgency
+from ioc.core.feeds import FEEDBACK
 from simulators.cases import CaseLoop
 from simulators.context import SimContext
 from simulators.core import (
@@ -42,9 +43,10 @@ from simulators.timebase import (
     to_datetime,
 )
 
-FEED = "feedback"
-TOPIC = "ioc.feedback.v1"
-INDEX = 2
+FEED: Final = FEEDBACK
+# Bound once: every emitted item carries both, and `index` searches the registry.
+TOPIC: Final = FEED.topic
+INDEX: Final = FEED.index
 
 FEEDBACK_HOURS = (
     0.10, 0.05, 0.03, 0.03, 0.05, 0.20, 0.60, 1.20, 1.60, 1.60, 1.40, 1.20,
@@ -94,8 +96,8 @@ class FeedbackSimulator:
     def __init__(self, ctx: SimContext) -> None:
         p = ctx.params
         self._ctx = ctx
-        self._rng = stream(ctx.seed, FEED)
-        self._place_rng = stream(ctx.seed, FEED, "places")
+        self._rng = stream(ctx.seed, FEED.name)
+        self._place_rng = stream(ctx.seed, FEED.name, "places")
         self._cal = ctx.calendar
         wards = ctx.pack.wards
         self._wards = Picker([w.code for w in wards], [w.population for w in wards])

@@ -26,14 +26,11 @@ from ioc.core.contracts import (
     FeedbackKind,
     PaymentEvent,
     WardIndex,
-    schema_of,
+    feed_of,
 )
+from ioc.core.feeds import AIR_QUALITY, DOSSIERS, FEEDBACK, PAYMENTS
 
 ACCEPTED: Final = ""
-DOSSIERS: Final = "ioc.dossiers.v1"
-PAYMENTS: Final = "ioc.payments.v1"
-FEEDBACK: Final = "ioc.feedback.v1"
-AIR_QUALITY: Final = "ioc.air_quality.v1"
 # A point in the Gulf of Guinea: outside every ward of any Vietnamese city pack.
 NOWHERE: Final = (0.0, 0.0)
 
@@ -177,23 +174,15 @@ class _Builder:
         obj: dict[str, Any] = msgspec.to_builtins(ev)
         if mutate is not None:
             mutate(obj)
-        self.raw(topic or schema_of(ev), _key_of(ev), msgspec.json.encode(obj), reason)
+        feed = feed_of(ev)
+        key = str(getattr(ev, feed.key_field)).encode()
+        self.raw(topic or feed.topic, key, msgspec.json.encode(obj), reason)
 
     def raw(self, topic: str, key: bytes, value: bytes, reason: str) -> None:
         self.out.append(PoisonMessage(topic, key, value, reason))
 
     def anonymous_key(self) -> bytes:
         return self.next_id("k").encode()
-
-
-def _key_of(ev: Event) -> bytes:
-    if isinstance(ev, DossierEvent):
-        return ev.dossier_id.encode()
-    if isinstance(ev, PaymentEvent):
-        return ev.merchant_id.encode()
-    if isinstance(ev, FeedbackEvent):
-        return ev.report_id.encode()
-    return ev.station_id.encode()
 
 
 def _set(**changes: Any) -> Mutation:
@@ -221,24 +210,25 @@ def poison_messages(seed: int, now: datetime, wards: PoisonWards) -> list[Poison
 
 def _not_json(b: _Builder) -> None:
     valid = msgspec.json.encode(msgspec.to_builtins(b.payment()))
-    b.raw(PAYMENTS, b.anonymous_key(), valid[: len(valid) // 2], "not_json")
-    b.raw(PAYMENTS, b.anonymous_key(), b"\xff\xfe" + b.rng.randbytes(30), "not_json")
-    b.raw(AIR_QUALITY, b.anonymous_key(), b"", "not_json")
+    b.raw(PAYMENTS.topic, b.anonymous_key(), valid[: len(valid) // 2], "not_json")
+    b.raw(PAYMENTS.topic, b.anonymous_key(), b"\xff\xfe" + b.rng.randbytes(30), "not_json")
+    b.raw(AIR_QUALITY.topic, b.anonymous_key(), b"", "not_json")
     # Nesting deep enough to exhaust a recursive parser, well under the size limit.
     depth = 20_000 + b.rng.randrange(1_000)
-    nested = b'{"schema":"ioc.feedback.v1","event_id":' + b"[" * depth + b"]" * depth + b"}"
-    b.raw(FEEDBACK, b.anonymous_key(), nested, "not_json")
+    head = f'{{"schema":"{FEEDBACK.schema}","event_id":'.encode()
+    b.raw(FEEDBACK.topic, b.anonymous_key(), head + b"[" * depth + b"]" * depth + b"}", "not_json")
     # Latin-1 text where UTF-8 is required.
-    latin = f'{{"schema":"ioc.feedback.v1","report_id":"Hạ Long {b.seed}"}}'
+    latin = f'{{"schema":"{FEEDBACK.schema}","report_id":"Hạ Long {b.seed}"}}'
     b.raw(
-        FEEDBACK,
+        FEEDBACK.topic,
         b.anonymous_key(),
         latin.encode("utf-8").replace(b"\xe1\xba\xa1", b"\xe0"),
         "not_json",
     )
-    b.raw(AIR_QUALITY, b.anonymous_key(), f"ward={b.ward_code()};pm25=12".encode(), "not_json")
+    ward_text = f"ward={b.ward_code()};pm25=12".encode()
+    b.raw(AIR_QUALITY.topic, b.anonymous_key(), ward_text, "not_json")
     b.raw(
-        DOSSIERS,
+        DOSSIERS.topic,
         b.anonymous_key(),
         msgspec.json.encode(msgspec.to_builtins(b.dossier())) + b"}",
         "not_json",
@@ -249,9 +239,11 @@ def _unknown_schema(b: _Builder) -> None:
     b.emit(b.payment(), "unknown_schema", _set(schema="ioc.parking.v1"))
     b.emit(b.payment(), "unknown_schema", _set(schema="ioc.payments.v2"))
     b.emit(b.dossier(), "unknown_schema", _drop("schema"))
-    b.emit(b.dossier(), "unknown_schema", topic=PAYMENTS)  # a valid dossier on the wrong topic
+    b.emit(b.dossier(), "unknown_schema", topic=PAYMENTS.topic)  # a valid dossier, wrong topic
     fb = msgspec.to_builtins(b.feedback())
-    b.raw(FEEDBACK, fb["report_id"].encode(), msgspec.json.encode([fb]), "unknown_schema")
+    b.raw(
+        FEEDBACK.topic, fb[FEEDBACK.key_field].encode(), msgspec.json.encode([fb]), "unknown_schema"
+    )
 
 
 def _field_shape(b: _Builder) -> None:
@@ -302,7 +294,7 @@ def _oversized(b: _Builder) -> None:
     b.emit(b.feedback(), "oversized", _set(note="x" * MAX_MESSAGE_BYTES))
     reading = msgspec.json.encode(msgspec.to_builtins(b.air_quality()))
     padded = reading + b" " * (MAX_MESSAGE_BYTES + 1 - len(reading))
-    b.raw(AIR_QUALITY, b.anonymous_key(), padded, "oversized")
+    b.raw(AIR_QUALITY.topic, b.anonymous_key(), padded, "oversized")
 
 
 def _impossible_transitions(b: _Builder) -> None:

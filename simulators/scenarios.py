@@ -11,9 +11,11 @@ import heapq
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Final
 
 from ioc.core.citypack import CityPack
 from ioc.core.errors import IocError
+from ioc.core.feeds import FEEDS
 from simulators.air_quality import stations
 from simulators.context import Effects, SimContext
 from simulators.core import Item, Window, derive_seed, stream
@@ -21,7 +23,8 @@ from simulators.params import SimParams
 from simulators.poison import poison_messages
 from simulators.timebase import DAY, day_number, day_start, local_day, parse_duration, to_datetime
 
-POISON_INDEX = 4
+# The poison stream merges after the feeds' own streams (feed indexes 0..len(FEEDS) - 1).
+POISON_INDEX: Final = len(FEEDS)
 
 
 class ScenarioError(IocError, ValueError):

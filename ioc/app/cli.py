@@ -21,7 +21,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "ioc.app.commands.ingest",
     "ioc.app.commands.demo",
     "ioc.app.commands.dashboard",
+    "ioc.app.commands.record",
     "ioc.app.commands.replay",
+    "ioc.app.commands.rebuild",
     "ioc.app.commands.auth",
 )
 

@@ -30,31 +30,41 @@ def database_url(settings: Settings, role: Role = "admin") -> str:
     return url
 
 
-def connector(
-    url: str, schema: str, application: str, *, connect_timeout: int = 5
-) -> Callable[[], psycopg.Connection[Any]]:
-    """A function opening an autocommit connection whose search_path is exactly `schema`.
+def connect_options(application: str, connect_timeout: int = 5) -> dict[str, Any]:
+    """psycopg.connect's options for every IOC connection: autocommit, named in
+    pg_stat_activity, and a silently dead server noticed within ~30 s instead of waiting on TCP
+    forever."""
+    return {
+        "autocommit": True,
+        "connect_timeout": connect_timeout,
+        "application_name": application,
+        "keepalives": 1,
+        "keepalives_idle": 10,
+        "keepalives_interval": 5,
+        "keepalives_count": 3,
+    }
+
+
+def use_schema(conn: psycopg.Connection[Any], schema: str) -> None:
+    """Set the search_path to exactly `schema`.
 
     Nothing else is on the path (pg_catalog and pg_temp always are): with `public` after it, a
     schema lacking a table read and wrote public's instead, so `IOC_DB_SCHEMA=rt ioc ingest`
     filled public. No query at run time needs an extension's functions, which live in public.
     """
-    path = sql.SQL("SET search_path TO {}").format(sql.Identifier(schema))
+    conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+
+
+def connector(
+    url: str, schema: str, application: str, *, connect_timeout: int = 5
+) -> Callable[[], psycopg.Connection[Any]]:
+    """A function opening a connection with connect_options whose search_path is exactly
+    `schema` (use_schema)."""
 
     def connect() -> psycopg.Connection[Any]:
-        conn = psycopg.connect(
-            url,
-            autocommit=True,
-            connect_timeout=connect_timeout,
-            application_name=application,
-            # Notice a silently dead server within ~30 s instead of waiting on TCP forever.
-            keepalives=1,
-            keepalives_idle=10,
-            keepalives_interval=5,
-            keepalives_count=3,
-        )
+        conn = psycopg.connect(url, **connect_options(application, connect_timeout))
         try:
-            conn.execute(path)
+            use_schema(conn, schema)
         except BaseException:
             conn.close()
             raise

@@ -1,5 +1,7 @@
-"""Callback step's configuration: a city pack's targets (chỉ tiêu), alert thresholds and wall
-display settings, read from the pack's targets.toml and checked once."""
+"""Callback step's configuration: a city pack's targets, alert thresholds and wall settings.
+
+Read from the pack's targets.toml (chỉ tiêu) and checked once; defaults where it is silent.
+"""
 
 from __future__ import annotations
 
@@ -12,16 +14,16 @@ from typing import Any, Final
 
 from ioc.core.citypack.model import PackError
 from ioc.core.citypack.pack import pack_dir
-from ioc.core.feeds import FEED_NAMES
+from ioc.core.feeds import AIR_QUALITY, DOSSIERS, FEED_NAMES, FEEDBACK, PAYMENTS
 from ioc.core.queries import air_quality, dossiers, feedback, payments
 
 TARGETS_FILE: Final = "targets.toml"
 # Every numeric KPI the queries define, by feed (aqi_category is a label, not a number).
 KPI_FEED: Final[Mapping[str, str]] = {
-    **{k: "dossiers" for k in dossiers.KPIS},
-    **{k: "payments" for k in payments.KPIS},
-    **{k: "feedback" for k in feedback.KPIS},
-    **{k: "air_quality" for k in air_quality.KPIS if k != "aqi_category"},
+    **{k: DOSSIERS.name for k in dossiers.KPIS},
+    **{k: PAYMENTS.name for k in payments.KPIS},
+    **{k: FEEDBACK.name for k in feedback.KPIS},
+    **{k: AIR_QUALITY.name for k in air_quality.KPIS if k != "aqi_category"},
 }
 
 
@@ -100,7 +102,16 @@ def _only(where: str, raw: dict[str, Any], known: set[str]) -> None:
 def parse_config(raw: Mapping[str, Any], where: str, wards: frozenset[str]) -> DashboardConfig:
     """Check and type the parsed TOML; PackError naming the first bad entry."""
     _only(where, dict(raw), {"wall", "feeds", "alerts", "targets"})
-    wall_raw = _table(f"{where} [wall]", raw.get("wall", {}))
+    return DashboardConfig(
+        wall=_parse_wall(where, raw.get("wall", {})),
+        stale_after_s=_parse_feeds(where, raw.get("feeds", {})),
+        alerts=_parse_alerts(where, raw.get("alerts", {})),
+        targets=_parse_targets(where, raw.get("targets", {}), wards),
+    )
+
+
+def _parse_wall(where: str, raw: Any) -> Wall:
+    wall_raw = _table(f"{where} [wall]", raw)
     _only(
         f"{where} [wall]",
         wall_raw,
@@ -112,7 +123,7 @@ def parse_config(raw: Mapping[str, Any], where: str, wards: frozenset[str]) -> D
     for kpi in rotation:
         if kpi not in KPI_FEED:
             raise PackError(f"{where} [wall] rotation: unknown KPI {kpi!r}")
-    wall = Wall(
+    return Wall(
         refresh_ms=int(_number(f"{where} wall.refresh_ms", wall_raw.get("refresh_ms", 1000))),
         rotate_seconds=_number(f"{where} wall.rotate_seconds", wall_raw.get("rotate_seconds", 20)),
         resume_after_seconds=_number(
@@ -120,7 +131,11 @@ def parse_config(raw: Mapping[str, Any], where: str, wards: frozenset[str]) -> D
         ),
         rotation=tuple(str(k) for k in rotation),
     )
-    feeds_raw = _table(f"{where} [feeds]", raw.get("feeds", {}))
+
+
+def _parse_feeds(where: str, raw: Any) -> dict[str, float]:
+    """Seconds of silence after which each feed's data is called stale."""
+    feeds_raw = _table(f"{where} [feeds]", raw)
     _only(f"{where} [feeds]", feeds_raw, set(FEED_NAMES))
     stale = dict.fromkeys(FEED_NAMES, 60.0)
     for feed, entry in feeds_raw.items():
@@ -128,23 +143,30 @@ def parse_config(raw: Mapping[str, Any], where: str, wards: frozenset[str]) -> D
         _only(f"{where} [feeds.{feed}]", entry, {"stale_after_s"})
         if "stale_after_s" in entry:
             stale[feed] = _number(f"{where} feeds.{feed}.stale_after_s", entry["stale_after_s"])
-    alerts_raw = _table(f"{where} [alerts]", raw.get("alerts", {}))
+    return stale
+
+
+def _parse_alerts(where: str, raw: Any) -> Alerts:
+    alerts_raw = _table(f"{where} [alerts]", raw)
     defaults = Alerts()
     _only(f"{where} [alerts]", alerts_raw, set(defaults.__dataclass_fields__))
-    alert_values = {
+    values = {
         name: _number(f"{where} alerts.{name}", alerts_raw.get(name, getattr(defaults, name)))
         for name in defaults.__dataclass_fields__
     }
-    alerts = Alerts(
-        aqi_min=int(alert_values["aqi_min"]),
-        overdue_backlog_max=int(alert_values["overdue_backlog_max"]),
-        feed_stalled_after_s=alert_values["feed_stalled_after_s"],
-        dead_letter_window_s=alert_values["dead_letter_window_s"],
-        dead_letter_spike=int(alert_values["dead_letter_spike"]),
-        ack_hold_s=alert_values["ack_hold_s"],
+    return Alerts(
+        aqi_min=int(values["aqi_min"]),
+        overdue_backlog_max=int(values["overdue_backlog_max"]),
+        feed_stalled_after_s=values["feed_stalled_after_s"],
+        dead_letter_window_s=values["dead_letter_window_s"],
+        dead_letter_spike=int(values["dead_letter_spike"]),
+        ack_hold_s=values["ack_hold_s"],
     )
+
+
+def _parse_targets(where: str, raw: Any, wards: frozenset[str]) -> dict[str, Target]:
     targets: dict[str, Target] = {}
-    for kpi, entry in _table(f"{where} [targets]", raw.get("targets", {})).items():
+    for kpi, entry in _table(f"{where} [targets]", raw).items():
         if kpi not in KPI_FEED:
             raise PackError(f"{where} [targets.{kpi}]: unknown KPI")
         entry = _table(f"{where} [targets.{kpi}]", entry)
@@ -159,7 +181,7 @@ def parse_config(raw: Mapping[str, Any], where: str, wards: frozenset[str]) -> D
             city=None if city is None else _number(f"{where} targets.{kpi}.city", city),
             wards=ward_targets,
         )
-    return DashboardConfig(wall=wall, stale_after_s=stale, alerts=alerts, targets=targets)
+    return targets
 
 
 def read_config(path: Path, wards: frozenset[str]) -> DashboardConfig:

@@ -1,5 +1,4 @@
-"""Map step: the Leaflet map of the pack's wards (geometry sent once) and the pure builders of
-what each refresh sends instead - the style `hideout` (one colour per ward) and the legend."""
+"""Map step: the wards' Leaflet map (geometry sent once), and each refresh's colours and legend."""
 
 from __future__ import annotations
 
@@ -22,10 +21,17 @@ HOVER: Final = arrow_function({"weight": 4, "color": "#ffffff"})
 
 
 def ward_map(
-    pack: CityPack, map_id: str, geojson_id: str, tiles_url: str, hideout: Mapping[str, Any]
+    pack: CityPack,
+    map_id: str,
+    geojson_id: str,
+    tiles_url: str,
+    hideout: Mapping[str, Any],
+    *,
+    shapes: bool = True,
 ) -> Any:
-    """The map with every ward's polygon; no tile layer unless a URL is configured, so an
-    offline wall shows the wards on a plain background without broken-tile noise."""
+    """The map with every ward's polygon (none without `shapes`); no tile layer unless a URL is
+    configured, so an offline wall shows the wards on a plain background without broken-tile
+    noise."""
     west, south, east, north = pack.bounds
     layers: list[Any] = []
     if tiles_url:
@@ -33,7 +39,7 @@ def ward_map(
     layers.append(
         dl.GeoJSON(
             id=geojson_id,
-            data=pack.geojson(),
+            data=pack.geojson() if shapes else {"type": "FeatureCollection", "features": []},
             style=STYLE,
             hoverStyle=HOVER,
             hideout=dict(hideout),

@@ -1,5 +1,4 @@
-"""Callback step: the feed-health strip (last event N s ago, consumer lag, stale marks) and the
-alert list with acknowledge buttons, built from a wall snapshot."""
+"""Callback step: the feed-health strip and the alert list with acknowledge buttons."""
 
 from __future__ import annotations
 
@@ -12,7 +11,6 @@ from ioc.core.citypack import CityPack
 from ioc.core.feeds import FEED_NAMES
 from ioc.core.health import FeedHealth
 from ioc.core.queries.alerts import Alert
-from ioc.core.queries.window import CITY
 from layouts.i18n import Lang, fmt_ago, fmt_duration, fmt_number, t
 
 ACK: Final = "ack"
@@ -75,11 +73,12 @@ def health_strip(health: Sequence[FeedHealth], stale: frozenset[str], lang: Lang
 
 
 def _subject(alert: Alert, pack: CityPack, lang: Lang) -> str:
-    if alert.kind == "feed_stalled":
-        return t(f"feed.{alert.subject}", lang)
-    if alert.subject == CITY:
+    ref = alert.ref
+    if ref.kind == "feed_stalled":
+        return t(f"feed.{ref.feed}", lang)
+    if ref.ward is None:
         return pack.title
-    return pack.ward(alert.subject).name if alert.subject in pack else alert.subject
+    return pack.ward(ref.ward).name if ref.ward in pack else ref.ward
 
 
 def alert_text(alert: Alert, pack: CityPack, lang: Lang) -> str:
@@ -109,7 +108,7 @@ def alert_list(
             if not can_ack
             else html.Button(
                 t("wall.ack", lang),
-                id={"type": ACK, "key": alert.key},
+                id={"type": ACK, "kind": alert.ref.kind, "subject": alert.ref.subject},
                 n_clicks=0,
                 className="ack-button",
             )

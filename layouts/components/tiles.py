@@ -1,5 +1,4 @@
-"""Callback step: the city's KPI tiles - a static grid per language whose texts each refresh
-replaces (value, trend against the same time yesterday, target and share achieved)."""
+"""Callback step: the city's KPI tiles, whose value, trend and target texts each refresh sets."""
 
 from __future__ import annotations
 

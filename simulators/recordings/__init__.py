@@ -1,32 +1,34 @@
-"""Simulator -> topic step, kept on disk: a small library of recorded scenarios.
-
-Each entry is a seeded simulator run (fixed start, duration, scenarios and volume), recorded as
-<name>.ndjson.gz beside this file and replayable by name (`ioc replay scenario:<name>`).
-`ioc recordings build` regenerates them; the same code gives the same bytes.
-"""
+"""Simulator -> topic step, kept on disk: a small library of recorded scenarios."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from ioc.core.citypack import CityPack
 from ioc.core.feeds import FEED_NAMES
+from ioc.core.sinks import Sink
 from simulators.engine import SimConfig, generate
 from simulators.params import SimParams
 from simulators.scenarios import parse_scenario
-from streams.replay.capture import simulator_records
-from streams.replay.recording import Header, RecordingWriter
 
 SUFFIX: Final = ".ndjson.gz"
+# Opens the sink a run is recorded into (the application's choice: a recording file):
+# (path, the run's config, the pack, a description of what it shows).
+RecordingSinks = Callable[[Path, SimConfig, CityPack, str], Sink]
 
 
 @dataclass(frozen=True)
 class LibraryEntry:
-    """One recorded scenario: what it shows and the simulator run that produces it."""
+    """One recorded scenario: what it shows and the simulator run that produces it.
+
+    Each entry is a seeded simulator run (fixed start, duration, scenarios and volume), recorded
+    as <name>.ndjson.gz beside this file and replayable by name (`ioc replay scenario:<name>`).
+    `ioc recordings build` regenerates them; the same code gives the same bytes.
+    """
 
     name: str
     description: str
@@ -87,44 +89,35 @@ def path_of(name: str) -> Path:
     return Path(__file__).resolve().parent / f"{name}{SUFFIX}"
 
 
-def header_for(config: SimConfig, pack: CityPack, description: str = "") -> Header:
-    """The header of a recording of a simulator run."""
-    end = None if config.duration is None else config.start + config.duration
-    return Header(
-        source="simulator",
-        feeds=list(config.feeds),
-        start=config.start,
-        end=end,
-        description=description,
-        simulator={
-            "pack": pack.name,
-            "seed": config.seed,
-            "start": config.start.isoformat(),
-            "duration_s": None if config.duration is None else config.duration.total_seconds(),
-            "scenarios": [str(s) for s in config.scenarios],
-            "volume_scale": config.params.volume_scale,
-        },
-    )
+def describe_run(config: SimConfig, pack: CityPack) -> dict[str, Any]:
+    """What a recording's header says about the simulator run it holds."""
+    return {
+        "pack": pack.name,
+        "seed": config.seed,
+        "start": config.start.isoformat(),
+        "duration_s": None if config.duration is None else config.duration.total_seconds(),
+        "scenarios": [str(s) for s in config.scenarios],
+        "volume_scale": config.params.volume_scale,
+    }
 
 
-def record_simulation(config: SimConfig, pack: CityPack, path: Path, description: str = "") -> int:
-    """Write a simulator run as a recording; returns the number of records."""
+def record_simulation(config: SimConfig, pack: CityPack, sink: Sink) -> int:
+    """Send a whole simulator run into `sink` as fast as it is generated, each message with its
+    event time; returns the number sent. The caller closes the sink."""
     if config.duration is None:
         raise ValueError("a recorded run needs a duration")
-    writer = RecordingWriter(path, header_for(config, pack, description))
     n = 0
-    try:
-        for rec in simulator_records(generate(config, pack)):
-            writer.write(rec)
-            n += 1
-    finally:
-        writer.close()
+    for t, _index, topic, key, value, _ward in generate(config, pack):
+        sink.send(topic, key, value, time_ms=t * 1000)
+        n += 1
     return n
 
 
-def build(names: Iterable[str], directory: Path | None = None) -> dict[str, int]:
-    """Regenerate library recordings by name (into `directory`, default beside this file);
-    returns the records written per name."""
+def build(
+    names: Iterable[str], open_sink: RecordingSinks, directory: Path | None = None
+) -> dict[str, int]:
+    """Regenerate library recordings by name (into `directory`, default beside this file)
+    through the sinks `open_sink` makes; returns the records written per name."""
     from ioc.core.citypack import load_pack
 
     out: dict[str, int] = {}
@@ -132,5 +125,10 @@ def build(names: Iterable[str], directory: Path | None = None) -> dict[str, int]
         entry = LIBRARY[name]
         path = path_of(name) if directory is None else directory / f"{name}{SUFFIX}"
         pack = load_pack(entry.pack)
-        out[name] = record_simulation(entry.config(), pack, path, entry.description)
+        config = entry.config()
+        sink = open_sink(path, config, pack, entry.description)
+        try:
+            out[name] = record_simulation(config, pack, sink)
+        finally:
+            sink.close()
     return out

@@ -1,10 +1,4 @@
-"""Consumer -> table step: store one decoded batch in ONE transaction, retrying a lost database.
-
-The transaction holds every feed's writes, the dead letters and the feed_health update, so a
-batch is either wholly in the database or not at all. A refused event (DataError) is isolated
-by splitting the batch and stored as a dead letter; a lost connection is retried with backoff
-until the batch commits or stop is requested.
-"""
+"""Consumer -> table step: store one decoded batch in ONE transaction, retrying a lost database."""
 
 from __future__ import annotations
 
@@ -19,20 +13,24 @@ from typing import Any
 
 import psycopg
 
+from ioc.core.db.connection import Connect
 from ioc.core.feeds import Feed
 from streams.ingest.dead_letters import insert_dead_letters
 from streams.ingest.health import FeedDelta, RateWindow, leave_health, this_member, write_health
 from streams.ingest.storage import prepare_staging
 from streams.ingest.writers.base import Accepted, FeedWriter, WriteResult
 from streams.transport.backoff import Backoff
+from streams.transport.patience import one_line
 from streams.transport.source import DeadLetter, Record
 
 log = logging.getLogger("streams.ingest.loop")
 
-Connect = Callable[[], psycopg.Connection[Any]]
-# Errors that mean "this data cannot be stored", as opposed to "the database went away".
-DATA_ERRORS = (psycopg.DataError, psycopg.IntegrityError)
+# The database refused this data (a refused event is isolated and dead-lettered)...
+REFUSED_DATA_ERRORS = (psycopg.DataError, psycopg.IntegrityError)
+# ...as opposed to the database having gone away (the batch is kept and retried).
 LINK_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError)
+# Database errors quoted in a log line or a dead letter's detail are cut at this length.
+_DETAIL_CHARS = 200
 # Another member of the group held rows this batch needed, in an order that closed a cycle
 # (PostgreSQL cancels one side), e.g. two members storing the same redelivered events at a
 # rebalance. The transaction rolled back whole; running it again is all it takes.
@@ -90,7 +88,13 @@ class Stored:
 
 
 class BatchStore:
-    """Owns the database connection of one ingest loop; used by one thread at a time."""
+    """Owns the database connection of one ingest loop; used by one thread at a time.
+
+    The transaction holds every feed's writes, the dead letters and the feed_health update, so
+    a batch is either wholly in the database or not at all. A refused event is isolated by
+    splitting the batch and stored as a dead letter; a lost connection is retried with backoff
+    until the batch commits or stop is requested.
+    """
 
     def __init__(
         self,
@@ -133,11 +137,13 @@ class BatchStore:
         """If the database refuses some event's data, split the batch to isolate it."""
         try:
             return self._store(decoded, health)
-        except DATA_ERRORS as exc:
+        except REFUSED_DATA_ERRORS as exc:
             if decoded.accepted_count <= 1:
                 return self._store(_as_dead(decoded, exc), health)
             first, second = _halves(decoded)
-            log.warning("ingest: database refused a batch (%s); splitting it", one_line(exc))
+            log.warning(
+                "ingest: database refused a batch (%s); splitting it", one_line(exc, _DETAIL_CHARS)
+            )
             d1, a1 = self._store_resilient(first, health)
             d2, a2 = self._store_resilient(second, health)
             return _merge(d1, d2), a1 + a2
@@ -156,7 +162,7 @@ class BatchStore:
                 log.warning(
                     "ingest: batch of %d conflicted with another consumer (%s); running it again",
                     len(decoded.records),
-                    one_line(exc),
+                    one_line(exc, _DETAIL_CHARS),
                 )
                 if self.stop.wait(CONFLICT_RETRY_S):
                     raise Abandoned from None
@@ -166,7 +172,7 @@ class BatchStore:
                 delay = backoff.next_delay()
                 log.warning(
                     "ingest: database unavailable (%s); batch of %d kept, retry %d in %.1f s",
-                    one_line(exc),
+                    one_line(exc, _DETAIL_CHARS),
                     len(decoded.records),
                     backoff.attempts,
                     delay,
@@ -227,7 +233,10 @@ class BatchStore:
                 write_health(conn, deltas, lag, rates, self.member, stalls)
         except LINK_ERRORS as exc:
             self._drop_connection()
-            log.warning("ingest: health update skipped, database unavailable (%s)", one_line(exc))
+            log.warning(
+                "ingest: health update skipped, database unavailable (%s)",
+                one_line(exc, _DETAIL_CHARS),
+            )
 
     @property
     def connected(self) -> bool:
@@ -257,7 +266,8 @@ class BatchStore:
                     leave_health(conn, self.member)
             except LINK_ERRORS as exc:
                 log.warning(
-                    "ingest: could not remove this member's health rows (%s)", one_line(exc)
+                    "ingest: could not remove this member's health rows (%s)",
+                    one_line(exc, _DETAIL_CHARS),
                 )
         self._drop_connection()
 
@@ -267,7 +277,9 @@ def _as_dead(decoded: Decoded, exc: Exception) -> Decoded:
     dead = list(decoded.dead)
     for batch in decoded.accepted.values():
         dead.extend(
-            DeadLetter(a.record, "bad_value", f"database refused it: {one_line(exc)}")
+            DeadLetter(
+                a.record, "bad_value", f"database refused it: {one_line(exc, _DETAIL_CHARS)}"
+            )
             for a in batch
         )
     return Decoded(decoded.records, {}, dead)
@@ -298,8 +310,3 @@ def _merge(a: Mapping[str, FeedDelta], b: Mapping[str, FeedDelta]) -> dict[str, 
             m.dead += d.dead
             m.add_time(d.last_event_time)
     return out
-
-
-def one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 200 else text[:197] + "..."

@@ -1,7 +1,7 @@
-"""Table step: per-feed ingest health (freshness, lag, rate, dead letters) written by each member.
+"""Table step: per-feed ingest health (freshness, lag, rate, dead letters), written by members."""
 
-Reading it is the core's (ioc.core.health), since the dashboard and `ioc status` read it too.
-"""
+# Only the writing is here: reading it is the core's (ioc.core.health), since the dashboard and
+# `ioc status` read it too.
 
 from __future__ import annotations
 

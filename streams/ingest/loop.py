@@ -1,12 +1,4 @@
-"""Consumer step: poll -> decode -> one database transaction per batch -> commit the offsets.
-
-Exactly once in effect: offsets are committed only after the transaction holding the batch has
-committed, and the tables absorb redelivered events by their keys. A lost database keeps the
-batch in memory and retries it after reconnecting; a bad message becomes a dead letter; a batch
-that cannot be fetched or decompressed is logged, retried by the source and shown as a stall.
-Pipelined: while batch n is in its transaction (a worker thread), batch n+1 is polled and
-decoded; batch n's offsets are committed by the polling thread once its transaction is done.
-"""
+"""Consumer step: poll -> decode -> one database transaction per batch -> commit the offsets."""
 
 from __future__ import annotations
 
@@ -20,8 +12,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from ioc.core.contracts import EARLIEST_EVENT_TIME, Rejected, WardIndex, decode_event
+from ioc.core.db.connection import Connect
 from ioc.core.feeds import Feed
-from streams.ingest.batch_store import Abandoned, BatchStore, Connect, Decoded, Route, Stored
+from ioc.core.sinks import TopicName
+from streams.ingest.batch_store import Abandoned, BatchStore, Decoded, Route, Stored
 from streams.ingest.stall import Stall, Stalls, failure_line
 from streams.ingest.writers.base import Accepted, FeedWriter
 from streams.transport.source import DeadLetter, FetchFailed, Record, RecordSource, next_offsets
@@ -144,6 +138,14 @@ def decode_batch(
 
 class Ingestor:
     """The loop shared by the Kafka and in-process sources.
+
+    Exactly once in effect: offsets are committed only after the transaction holding the batch
+    has committed, and the tables absorb redelivered events by their keys. A lost database
+    keeps the batch in memory and retries it after reconnecting; a bad message becomes a dead
+    letter; a batch that cannot be fetched or decompressed is logged, retried by the source and
+    shown as a stall. Pipelined: while batch n is in its transaction (a worker thread), batch
+    n+1 is polled and decoded; batch n's offsets are committed by the polling thread once its
+    transaction is done.
 
     The source (poll, commit, lag) is used only by the calling thread; the database only by
     the store, which runs on one worker thread when pipelined.
@@ -377,7 +379,7 @@ class Ingestor:
 
 
 def build_routes(
-    feeds: Iterable[Feed], writers: Mapping[str, FeedWriter], topic: Callable[[str], str]
+    feeds: Iterable[Feed], writers: Mapping[str, FeedWriter], topic: TopicName
 ) -> dict[str, Route]:
     """Full topic name -> route, for the chosen feeds (writers keyed by feed name)."""
     return {topic(f.topic): Route(f, writers[f.name]) for f in feeds}

@@ -1,13 +1,4 @@
-"""Consumer step, run again: rebuild the tables from Kafka into a fresh schema from a point in time.
-
-A consumer group of its own is set to each partition's offset at the start time (Kafka's
-offsets-for-times; the earliest retained records when no time is given), the fresh schema is
-migrated, and the ordinary ingest loop reads the partitions (assigned, not subscribed: no
-rebalance) until every one reaches the end offset it had when the rebuild began; records
-produced meanwhile are left for the live consumer. Because ingest is exactly once in effect and
-case state is recomputed from all of a case's events, the rebuilt tables equal the original
-ones when the original ingested the same records.
-"""
+"""Consumer step, run again: rebuild the tables from Kafka into a fresh schema, from a time."""
 
 from __future__ import annotations
 
@@ -18,10 +9,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ioc.app.settings import Settings
 from ioc.core.errors import IocError
 from ioc.core.feeds import BY_NAME
-from streams.transport.source import Record, RecordSource, TopicPartition, flatten
+from streams.ingest.loop import Abandoned
+from streams.ingest.setup import IngestSetup
+from streams.transport.kafka_assign import open_consumer, partitions_of
+from streams.transport.source import Record, RecordSource, TopicPartition
 
 log = logging.getLogger("streams.replay.rebuild")
 EVENT_TABLES = ("dossier_events", "payment_events", "feedback_events", "air_quality_readings")
@@ -52,36 +45,17 @@ def reset_group(
 ) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
     """Commit, for `group`, each partition's offset at `start` (or its first retained offset);
     returns (those offsets, the end offsets now)."""
-    from kafka import KafkaConsumer
     from kafka.errors import KafkaError
     from kafka.structs import OffsetAndMetadata
-    from kafka.structs import TopicPartition as KafkaTP
 
+    consumer = open_consumer(
+        bootstrap, group=group, client_id="ioc-rebuild", error=RebuildError, factory=factory
+    )
     try:
-        consumer = (factory or KafkaConsumer)(
-            bootstrap_servers=[b.strip() for b in bootstrap.split(",") if b.strip()],
-            group_id=group,
-            enable_auto_commit=False,
-            client_id="ioc-rebuild",
-        )
-    except KafkaError as exc:
-        raise RebuildError(f"cannot reach Kafka at {bootstrap}: {exc}") from None
-    try:
-        tps: list[Any] = []
-        for name in topics:
-            parts = consumer.partitions_for_topic(name)
-            if not parts:
-                raise RebuildError(f"topic {name} does not exist on {bootstrap}")
-            tps.extend(KafkaTP(name, p) for p in sorted(parts))
+        tps = partitions_of(consumer, topics, bootstrap, RebuildError)
         consumer.assign(tps)
         ends = consumer.end_offsets(tps)
-        if start is None:
-            offsets = consumer.beginning_offsets(tps)
-        else:
-            ms = int(start.timestamp() * 1000)
-            found = consumer.offsets_for_times({tp: ms for tp in tps})
-            # No record at or after the time: start at the end (nothing to rebuild there).
-            offsets = {tp: ends[tp] if found[tp] is None else found[tp].offset for tp in tps}
+        offsets = _offsets_at(consumer, tps, ends, start)
         try:
             consumer.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()})
         except KafkaError as exc:
@@ -97,74 +71,16 @@ def reset_group(
     return as_ours, ends_ours
 
 
-class AssignedKafkaSource:
-    """A RecordSource over explicitly assigned partitions, starting at given offsets and
-    committing to `group`: no group membership, so no rebalance can stall or split the
-    rebuild (the group only stores how far it got)."""
-
-    def __init__(
-        self,
-        bootstrap: str,
-        group: str,
-        start: Mapping[TopicPartition, int],
-        *,
-        factory: Callable[..., Any] | None = None,
-    ) -> None:
-        from kafka import KafkaConsumer
-        from kafka.errors import KafkaError
-        from kafka.structs import TopicPartition as KafkaTP
-
-        from streams.transport.kafka_source import CONSUMER_TUNING
-
-        try:
-            self._consumer: Any = (factory or KafkaConsumer)(
-                bootstrap_servers=[b.strip() for b in bootstrap.split(",") if b.strip()],
-                group_id=group,
-                enable_auto_commit=False,
-                client_id="ioc-rebuild",
-                **CONSUMER_TUNING,
-            )
-        except KafkaError as exc:
-            raise RebuildError(f"cannot reach Kafka at {bootstrap}: {exc}") from None
-        self._tps = {tp: KafkaTP(tp.topic, tp.partition) for tp in start}
-        self._committed = dict(start)
-        self._consumer.assign(list(self._tps.values()))
-        for tp, off in start.items():
-            self._consumer.seek(self._tps[tp], off)
-
-    def poll(self, max_records: int, timeout_s: float) -> Sequence[Record]:
-        polled = self._consumer.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
-        return flatten(polled)
-
-    def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
-        from kafka.errors import KafkaError
-        from kafka.structs import OffsetAndMetadata
-
-        if not offsets:
-            return
-        try:
-            self._consumer.commit(
-                {self._tps[tp]: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()}
-            )
-        except KafkaError as exc:
-            log.warning("rebuild: offset commit failed (%s)", exc)
-            return
-        self._committed.update(offsets)
-
-    def rewind(self) -> None:
-        for tp, off in self._committed.items():
-            self._consumer.seek(self._tps[tp], off)
-
-    def lag(self) -> Mapping[TopicPartition, int] | None:
-        return None
-
-    def close(self) -> None:
-        from kafka.errors import KafkaError
-
-        try:
-            self._consumer.close(autocommit=False)
-        except KafkaError as exc:
-            log.warning("rebuild: close failed (%s)", exc)
+def _offsets_at(
+    consumer: Any, tps: list[Any], ends: Mapping[Any, int], start: datetime | None
+) -> dict[Any, int]:
+    """Each partition's first offset at or after `start` (Kafka's offsets-for-times)."""
+    if start is None:
+        return dict(consumer.beginning_offsets(tps))
+    ms = int(start.timestamp() * 1000)
+    found = consumer.offsets_for_times({tp: ms for tp in tps})
+    # No record at or after the time: start at the end (nothing to rebuild there).
+    return {tp: ends[tp] if found[tp] is None else found[tp].offset for tp in tps}
 
 
 class BoundedSource:
@@ -236,54 +152,51 @@ def check_fresh(admin_url: str, schema: str) -> None:
                 )
 
 
-def rebuild(
-    settings: Settings,
-    *,
-    schema: str,
-    group: str,
-    start: datetime | None,
-    feeds: tuple[str, ...],
-    bootstrap: str,
-    stop: threading.Event,
-) -> Rebuilt:
-    """Migrate `schema`, reset `group` to `start`, ingest up to the current end offsets."""
+def prepare_schema(admin_url: str, schema: str) -> None:
+    """Check that `schema` holds no events yet, then migrate it (as the admin role)."""
     import psycopg
 
-    from ioc.app.connect import connector, database_url
-    from ioc.core.citypack import load_pack
     from ioc.core.db.migrate import MigrationError, migrate
-    from ioc.core.errors import NoDatabaseError
-    from streams.ingest.loop import Abandoned, Ingestor, build_routes
-    from streams.ingest.writers.registry import WRITERS
 
-    try:
-        admin_url = database_url(settings, "admin")
-        writer_url = database_url(settings, "writer")
-    except NoDatabaseError as exc:
-        raise RebuildError(str(exc)) from None
     try:
         check_fresh(admin_url, schema)
         migrate(admin_url, schema=schema)
     except (MigrationError, psycopg.Error) as exc:
         detail = " ".join(str(exc).split())
         raise RebuildError(f"cannot prepare schema {schema}: {detail}") from None
-    routes = build_routes([BY_NAME[f] for f in feeds], WRITERS, settings.topic)
+
+
+def rebuild(
+    into: IngestSetup,
+    *,
+    prepare: Callable[[], None],
+    bootstrap: str,
+    group: str,
+    start: datetime | None,
+    feeds: tuple[str, ...],
+    stop: threading.Event,
+) -> Rebuilt:
+    """prepare() the fresh schema, reset `group` to `start`, and ingest with `into` (whose
+    connections use that schema) up to the end offsets the topics had when this began.
+
+    A consumer group of its own is set to each partition's offset at the start time (the
+    earliest retained records when no time is given) and the ordinary ingest loop reads the
+    partitions, assigned rather than subscribed (no rebalance), until each reaches its end;
+    records produced meanwhile are left for the live consumer. Because ingest is exactly once
+    in effect and case state is recomputed from all of a case's events, the rebuilt tables equal
+    the original ones when the original ingested the same records.
+    """
+    prepare()
+    routes = into.routes([BY_NAME[f] for f in feeds])
     starts, ends = reset_group(bootstrap, group, list(routes), start)
     log.info(
-        "rebuild: %d records to ingest into schema %s (group %s)",
+        "rebuild: %d records to ingest (group %s)",
         sum(max(0, ends[tp] - starts[tp]) for tp in ends),
-        schema,
         group,
     )
-    source = BoundedSource(AssignedKafkaSource(bootstrap, group, starts), starts, ends)
-    ingestor = Ingestor(
-        source,
-        routes,
-        connector(writer_url, schema, "ioc-rebuild"),
-        load_pack(settings.city_pack),
-        stop=stop,
-        earliest=settings.earliest_event_time,
-    )
+    source = BoundedSource(_assigned_source(bootstrap, group, starts, stop), starts, ends)
+    ingestor = into.ingestor(source, routes, stop=stop)
+    totals = ingestor.totals
     try:
         while not stop.is_set() and source.remaining() > 0:
             ingestor.step()
@@ -295,5 +208,20 @@ def rebuild(
         source.close()
     if source.remaining() > 0:
         raise RebuildError(f"stopped with {source.remaining():,} records not yet rebuilt")
-    t = ingestor.totals
-    return Rebuilt(t.records, t.inserted, t.dead, starts, ends)
+    return Rebuilt(totals.records, totals.inserted, totals.dead, starts, ends)
+
+
+def _assigned_source(
+    bootstrap: str, group: str, starts: Mapping[TopicPartition, int], stop: threading.Event
+) -> RecordSource:
+    """The one Kafka source, over the partitions at `starts`; RebuildError if stopped first."""
+    from kafka.errors import KafkaError
+
+    from streams.transport.kafka_source import BrokerUnavailable, KafkaSource
+
+    try:
+        return KafkaSource.assigned(bootstrap, group, starts, stop=stop, client_id="ioc-rebuild")
+    except BrokerUnavailable:
+        raise RebuildError(f"stopped before Kafka at {bootstrap} answered") from None
+    except KafkaError as exc:
+        raise RebuildError(f"cannot reach Kafka at {bootstrap}: {exc}") from None

@@ -1,19 +1,4 @@
-"""Topic step, on disk: the recording format - gzip NDJSON of topic records, byte-exact values.
-
-Line 1 is a header (`"format": "ioc-recording/1"` plus what was recorded), then one line per
-record in replay order, then a trailer with the record count and the stream digest:
-
-    {"format":"ioc-recording/1","source":"kafka","feeds":["payments"],...}
-    {"topic":"ioc.payments.v1","partition":1,"offset":42,"timestamp":1763600000000,
-     "time":1763599990000,"key":"M-00042","value":{"schema":"ioc.payments.v1",...}}
-    {"trailer":{"records":1,"digest":"9f2c..."}}
-
-`topic` is the base topic (no IOC_TOPIC_PREFIX), `timestamp` the Kafka record timestamp (ms) and
-`time` the record's place on the replay timeline (ms; see Recorded).
-A value that is one line of UTF-8 JSON is embedded verbatim (msgspec.Raw keeps its bytes);
-anything else (poison: not JSON, not UTF-8, holding a newline) is kept as `value_b64`, and a
-key that is not UTF-8 as `key_b64`, so replay sends exactly the bytes that were recorded.
-"""
+"""Topic step, on disk: the recording format - gzip NDJSON of topic records, byte-exact values."""
 
 from __future__ import annotations
 
@@ -204,7 +189,22 @@ def digest_of(records: Iterable[Recorded]) -> StreamDigest:
 
 
 class RecordingWriter:
-    """Writes a recording; deterministic bytes (no name or time in the gzip header)."""
+    """Writes a recording; deterministic bytes (no name or time in the gzip header).
+
+    Line 1 is a header (`"format": "ioc-recording/1"` plus what was recorded), then one line per
+    record in replay order, then a trailer with the record count and the stream digest:
+
+        {"format":"ioc-recording/1","source":"kafka","feeds":["payments"],...}
+        {"topic":"ioc.payments.v1","partition":1,"offset":42,"timestamp":1763600000000,
+         "time":1763599990000,"key":"M-00042","value":{"schema":"ioc.payments.v1",...}}
+        {"trailer":{"records":1,"digest":"9f2c..."}}
+
+    `topic` is the base topic (no IOC_TOPIC_PREFIX), `timestamp` the Kafka record timestamp
+    (ms) and `time` the record's place on the replay timeline (ms; see Recorded). A value that
+    is one line of UTF-8 JSON is embedded verbatim (msgspec.Raw keeps its bytes); anything else
+    (poison: not JSON, not UTF-8, holding a newline) is kept as `value_b64`, and a key that is
+    not UTF-8 as `key_b64`, so replay sends exactly the bytes that were recorded.
+    """
 
     def __init__(self, path: Path, header: Header) -> None:
         self.path = path

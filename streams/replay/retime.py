@@ -1,11 +1,4 @@
-"""Topic step for replays: shift every timestamp inside an event by one offset, via the contracts.
-
-An event is decoded with its contract (typed, without the value checks, so that a recorded event
-which is poison for other reasons is retimed and stays the same poison), every datetime field is
-moved by the shift - event_time, received_at, due_at, submitted_at - and the event is encoded
-again. Bytes that do not decode as an event (not JSON, unknown schema, wrong types) are replayed
-unchanged.
-"""
+"""Topic step for replays: shift every timestamp in an event by one offset, via the contracts."""
 
 from __future__ import annotations
 
@@ -35,7 +28,14 @@ def _time_fields(ev: Event) -> tuple[str, ...]:
 
 
 class Retimer:
-    """Shifts the events' timestamps by `shift`; counts what it changed and what it passed."""
+    """Shifts the events' timestamps by `shift`; counts what it changed and what it passed.
+
+    An event is decoded with its contract (typed, without the value checks, so that a recorded
+    event which is poison for other reasons is retimed and stays the same poison), every datetime
+    field is moved by the shift - event_time, received_at, due_at, submitted_at - and the event
+    is encoded again. Bytes that do not decode as an event (not JSON, unknown schema, wrong
+    types) are replayed unchanged.
+    """
 
     def __init__(self, shift: timedelta) -> None:
         self.shift = shift

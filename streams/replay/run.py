@@ -1,5 +1,4 @@
-"""Topic -> consumer step for `ioc replay`: choose the target, retime, and - for the in-process
-bus, which lives only in this process - run the ingest loop beside it into the database."""
+"""Topic -> consumer step of `ioc replay`: retime, replay into a sink, or the bus with ingest."""
 
 from __future__ import annotations
 
@@ -9,25 +8,16 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-from ioc.app.settings import Settings
 from ioc.core.feeds import BY_NAME
-from streams.replay.player import (
-    BusTarget,
-    KafkaTarget,
-    NullTarget,
-    Progress,
-    ReplayError,
-    ReplaySummary,
-    Target,
-    replay,
-)
+from ioc.core.sinks import Sink
+from streams.ingest.setup import IngestSetup
+from streams.replay.player import ReplayError, ReplayProgress, ReplaySummary, replay
 from streams.replay.recording import Recorded, Recording
 from streams.replay.retime import Retimer, shift_to
-from streams.transport.patience import Patience
 
 DRAIN_TIMEOUT_S = 600.0
+_BUS_GROUP = "ioc-replay"
 
 
 @dataclass
@@ -42,54 +32,33 @@ class ReplayResult:
     dead: int = 0
 
 
+@dataclass(frozen=True)
+class ReplayRequest:
+    """Which records, how fast, retimed to when, and the event that stops the replay early."""
+
+    feeds: tuple[str, ...]
+    speed: float | None
+    retime: datetime | None
+    stop: threading.Event
+    progress: ReplayProgress | None = None
+
+
 def selected(recording: Recording, feeds: tuple[str, ...]) -> Iterator[Recorded]:
     """The recording's records on the chosen feeds' topics."""
     bases = {BY_NAME[f].topic for f in feeds}
     return (r for r in recording.records() if r.topic in bases)
 
 
-def run_replay(
-    recording: Recording,
-    target_name: str,
-    settings: Settings,
-    *,
-    speed: float | None,
-    retime: datetime | None,
-    feeds: tuple[str, ...],
-    stop: threading.Event,
-    progress: Progress | None = None,
-    bootstrap: str | None = None,
-    patience: Patience | None = None,
-) -> ReplayResult:
-    """Replay onto kafka, bus (with ingest into settings' database) or null. Kafka waits out a
-    broker outage with `patience` (default: the settings' kafka_patience, lines on stderr)."""
-    records = selected(recording, feeds)
+def _prepared(
+    recording: Recording, ask: ReplayRequest
+) -> tuple[Iterator[Recorded], Retimer | None] | None:
+    """The chosen records and the retimer that moves the first to `ask.retime`; None if none."""
+    records = selected(recording, ask.feeds)
     first = next(records, None)
     if first is None:
-        return ReplayResult(ReplaySummary(by_topic={}))
-    stream = itertools.chain([first], records)
-    retimer = None if retime is None else Retimer(shift_to(first.time_ms, retime))
-    if target_name == "bus":
-        return _replay_with_bus_ingest(stream, settings, speed, retimer, feeds, stop, progress)
-    target: Target
-    if target_name == "kafka":
-        if bootstrap is None:
-            raise ReplayError("no Kafka bootstrap given")
-        patience = patience or Patience(seconds=settings.kafka_patience, stop=stop)
-        kafka = KafkaTarget(bootstrap, topic_name=settings.topic, patience=patience)
-        kafka.ensure_topics(BY_NAME[f].topic for f in feeds)
-        target = kafka
-    elif target_name == "null":
-        target = NullTarget()
-    else:
-        raise ReplayError(f"unknown target {target_name!r}; use kafka, bus or null")
-    try:
-        summary = replay(
-            stream, target, speed=speed, transform=retimer, stop=stop, progress=progress
-        )
-    finally:
-        target.close()
-    return _result(summary, retimer)
+        return None
+    retimer = None if ask.retime is None else Retimer(shift_to(first.time_ms, ask.retime))
+    return itertools.chain([first], records), retimer
 
 
 def _result(summary: ReplaySummary, retimer: Retimer | None) -> ReplayResult:
@@ -98,32 +67,45 @@ def _result(summary: ReplaySummary, retimer: Retimer | None) -> ReplayResult:
     return ReplayResult(summary, retimer.shift, retimer.retimed, retimer.unchanged)
 
 
-def _replay_with_bus_ingest(
-    stream: Iterator[Recorded],
-    settings: Settings,
-    speed: float | None,
-    retimer: Retimer | None,
-    feeds: tuple[str, ...],
-    stop: threading.Event,
-    progress: Progress | None,
+def run_replay(
+    recording: Recording, open_sink: Callable[[], Sink], ask: ReplayRequest
 ) -> ReplayResult:
-    from ioc.core.citypack import load_pack
-    from streams.ingest.loop import Ingestor, build_routes
-    from streams.ingest.writers.registry import WRITERS
+    """Replay the chosen records into the sink the application chose (Kafka, or none), opened
+    only once there is something to replay, and close it."""
+    prepared = _prepared(recording, ask)
+    if prepared is None:
+        return ReplayResult(ReplaySummary(by_topic={}))
+    stream, retimer = prepared
+    sink = open_sink()
+    try:
+        summary = replay(
+            stream, sink, speed=ask.speed, transform=retimer, stop=ask.stop, progress=ask.progress
+        )
+    finally:
+        sink.close()
+    return _result(summary, retimer)
+
+
+def run_replay_ingesting(
+    recording: Recording, into: IngestSetup, ask: ReplayRequest
+) -> ReplayResult:
+    """Replay into an in-process bus, which lives only in this process, and run the ingest loop
+    beside it into the database of `into`, until it has stored what was replayed."""
     from streams.transport.bus import Bus
     from streams.transport.bus_source import BusSource
+    from streams.transport.sinks import BusSink
 
-    connect = _writer_connect(settings)
-    pack = load_pack(settings.city_pack)
+    prepared = _prepared(recording, ask)
+    if prepared is None:
+        return ReplayResult(ReplaySummary(by_topic={}))
+    stream, retimer = prepared
     bus = Bus()
-    routes = build_routes([BY_NAME[f] for f in feeds], WRITERS, settings.topic)
+    routes = into.routes([BY_NAME[f] for f in ask.feeds])
     for name in routes:
         bus.create_topic(name)
-    source = BusSource(bus, "ioc-replay", list(routes))
+    source = BusSource(bus, _BUS_GROUP, list(routes))
     ingest_stop = threading.Event()
-    ingestor = Ingestor(
-        source, routes, connect, pack, stop=ingest_stop, earliest=settings.earliest_event_time
-    )
+    ingestor = into.ingestor(source, routes, stop=ingest_stop)
     failure: list[BaseException] = []
 
     def ingest() -> None:
@@ -135,15 +117,11 @@ def _replay_with_bus_ingest(
     worker = threading.Thread(target=ingest, name="replay-ingest", daemon=True)
     worker.start()
     try:
+        sink = BusSink(bus, topic_name=into.topic_name)
         summary = replay(
-            stream,
-            BusTarget(bus, topic_name=settings.topic),
-            speed=speed,
-            transform=retimer,
-            stop=stop,
-            progress=progress,
+            stream, sink, speed=ask.speed, transform=retimer, stop=ask.stop, progress=ask.progress
         )
-        _drain(lambda: ingestor.totals.records < summary.records, worker, stop)
+        _drain(lambda: ingestor.totals.records < summary.records, worker, ask.stop)
     finally:
         ingest_stop.set()
         worker.join()
@@ -162,27 +140,3 @@ def _drain(behind: Callable[[], bool], worker: threading.Thread, stop: threading
     deadline = time.monotonic() + DRAIN_TIMEOUT_S
     while behind() and worker.is_alive() and not stop.is_set() and time.monotonic() < deadline:
         time.sleep(0.05)
-
-
-def _writer_connect(settings: Settings) -> Any:
-    """A connection factory for the writer role; ReplayError if the schema is not migrated."""
-    import psycopg
-
-    from ioc.app.connect import connector, database_url
-    from ioc.core.errors import NoDatabaseError
-
-    try:
-        url = database_url(settings, "writer")
-    except NoDatabaseError as exc:
-        raise ReplayError(str(exc)) from None
-    connect = connector(url, settings.db_schema, "ioc-replay")
-    try:
-        with connect() as conn:
-            found = conn.execute("SELECT to_regclass('feed_health')").fetchone()
-    except psycopg.OperationalError as exc:
-        raise ReplayError(f"database unreachable: {' '.join(str(exc).split())}") from None
-    if found is None or found[0] is None:
-        raise ReplayError(
-            f"schema {settings.db_schema!r} has no ingest tables; run `ioc db migrate` first"
-        )
-    return connect

@@ -11,27 +11,14 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ioc.core.errors import IocError
+from streams.transport.source import SourceRecord, TopicPartition
 
 DEFAULT_PARTITIONS = 3
-
-TopicPartition = tuple[str, int]
 OffsetReset = Literal["earliest", "latest"]
 
 
 class BusError(IocError):
     """A misuse of the bus (unknown partition, closed consumer, bad offset)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One message as a consumer sees it; `timestamp` is milliseconds since the epoch."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes
-    timestamp: int
 
 
 def partition_for(key: bytes, partitions: int) -> int:
@@ -43,7 +30,8 @@ def partition_for(key: bytes, partitions: int) -> int:
 class _Partition:
     # `start` is the offset of records[0]; it moves forward when retention drops old records.
     start: int = 0
-    records: list[Record] = field(default_factory=list)
+    # Consumers get these very records (immutable), so nothing is copied on the way out.
+    records: list[SourceRecord] = field(default_factory=list)
 
     @property
     def end(self) -> int:
@@ -152,7 +140,7 @@ class Bus:
         part = parts[partition]
         ts = int(time.time() * 1000) if timestamp_ms is None else timestamp_ms
         offset = part.end
-        part.records.append(Record(topic, partition, offset, key, value, ts))
+        part.records.append(SourceRecord(topic, partition, offset, key, value, ts))
         if self._retention is not None and len(part.records) > self._retention:
             drop = len(part.records) - self._retention
             del part.records[:drop]
@@ -174,7 +162,7 @@ class Bus:
         """The group's committed offset (next offset to read), or None."""
         with self._cond:
             g = self._groups.get(group)
-            return None if g is None else g.committed.get((topic, partition))
+            return None if g is None else g.committed.get(TopicPartition(topic, partition))
 
     def _join(self, group: str, topics: tuple[str, ...]) -> int:
         with self._cond:
@@ -225,7 +213,7 @@ class BusConsumer:
         with self._bus._cond:
             self._rebalance_locked()
             try:
-                return self._positions[(topic, partition)]
+                return self._positions[TopicPartition(topic, partition)]
             except KeyError:
                 raise BusError(f"{topic}[{partition}] is not assigned to this consumer") from None
 
@@ -233,13 +221,13 @@ class BusConsumer:
         """Read an assigned partition from `offset` next (clamped to what the log still holds)."""
         with self._bus._cond:
             self._rebalance_locked()
-            tp = (topic, partition)
+            tp = TopicPartition(topic, partition)
             if tp not in self._positions:
                 raise BusError(f"{topic}[{partition}] is not assigned to this consumer")
             part = self._bus._topics[topic][partition]
             self._positions[tp] = min(max(offset, part.start), part.end)
 
-    def poll(self, max_records: int = 500, timeout: float = 0.0) -> list[Record]:
+    def poll(self, max_records: int = 500, timeout: float = 0.0) -> list[SourceRecord]:
         """Up to `max_records` records, waiting up to `timeout` seconds for the first one."""
         if max_records < 1:
             raise BusError("max_records must be >= 1")
@@ -264,13 +252,14 @@ class BusConsumer:
             self._rebalance_locked()
             todo = dict(self._positions) if offsets is None else dict(offsets)
             group = self._bus._groups[self.group]
+            # Unpacked, so that plain (topic, partition) pairs are taken as well.
             for (topic, partition), offset in todo.items():
                 parts = self._bus._topics.get(topic)
                 if parts is None or not 0 <= partition < len(parts):
                     raise BusError(f"cannot commit unknown partition {topic}[{partition}]")
                 if offset < 0 or offset > parts[partition].end:
                     raise BusError(f"offset {offset} is outside {topic}[{partition}]")
-                group.committed[(topic, partition)] = offset
+                group.committed[TopicPartition(topic, partition)] = offset
 
     def close(self) -> None:
         """Leave the group; the partitions go to the remaining members."""
@@ -292,12 +281,14 @@ class BusConsumer:
             return
         members = sorted(group.members)
         index = members.index(self._member)
-        every = [(t, p) for t in sorted(self.topics) for p in range(len(bus._topics[t]))]
+        every = [
+            TopicPartition(t, p) for t in sorted(self.topics) for p in range(len(bus._topics[t]))
+        ]
         # Round-robin over the sorted members, as Kafka's round-robin assignor does.
         self._assigned = [tp for i, tp in enumerate(every) if i % len(members) == index]
         self._positions = {}
         for tp in self._assigned:
-            part = bus._topics[tp[0]][tp[1]]
+            part = bus._topics[tp.topic][tp.partition]
             committed = group.committed.get(tp)
             if committed is None:
                 start = part.start if self._reset == "earliest" else part.end
@@ -306,8 +297,8 @@ class BusConsumer:
             self._positions[tp] = start
         self._generation = group.generation
 
-    def _take_locked(self, max_records: int) -> list[Record]:
-        out: list[Record] = []
+    def _take_locked(self, max_records: int) -> list[SourceRecord]:
+        out: list[SourceRecord] = []
         n = len(self._assigned)
         # Start from a rotating partition so a busy partition cannot starve the others.
         self._cursor = (self._cursor + 1) % n if n else 0
@@ -315,7 +306,7 @@ class BusConsumer:
             tp = self._assigned[(self._cursor + j) % n]
             if len(out) >= max_records:
                 break
-            part = self._bus._topics[tp[0]][tp[1]]
+            part = self._bus._topics[tp.topic][tp.partition]
             pos = self._positions[tp]
             if pos < part.start:
                 pos = part.start  # retention dropped what we had not read yet

@@ -18,15 +18,12 @@ class BusSource:
 
     def poll(self, max_records: int, timeout_s: float) -> Sequence[SourceRecord]:
         """Up to max_records records, waiting at most timeout_s for the first."""
-        return [
-            SourceRecord(r.topic, r.partition, r.offset, r.key, r.value, r.timestamp)
-            for r in self._consumer.poll(max_records=max_records, timeout=timeout_s)
-        ]
+        return self._consumer.poll(max_records=max_records, timeout=timeout_s)
 
     def commit(self, offsets: Mapping[TopicPartition, int]) -> None:
         """Commit next-offsets for the group."""
         if offsets:
-            self._consumer.commit({(tp.topic, tp.partition): off for tp, off in offsets.items()})
+            self._consumer.commit(offsets)
 
     def rewind(self) -> None:
         """Seek every assigned partition back to the committed offset (or the log's start)."""
@@ -39,11 +36,9 @@ class BusSource:
         """End offset minus position of each assigned partition (exact and cheap in memory)."""
         out: dict[TopicPartition, int] = {}
         ends: dict[str, dict[int, int]] = {}
-        for topic, partition in self._consumer.assignment():
-            end = ends.setdefault(topic, self._bus.end_offsets(topic)).get(partition, 0)
-            out[TopicPartition(topic, partition)] = max(
-                0, end - self._consumer.position(topic, partition)
-            )
+        for tp in self._consumer.assignment():
+            end = ends.setdefault(tp.topic, self._bus.end_offsets(tp.topic)).get(tp.partition, 0)
+            out[tp] = max(0, end - self._consumer.position(tp.topic, tp.partition))
         return out
 
     def close(self) -> None:

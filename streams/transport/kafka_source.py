@@ -1,4 +1,4 @@
-"""Consumer step: a RecordSource over a kafka-python consumer group, committing only on request."""
+"""Consumer step: the one RecordSource over Kafka (kafka-python), committing only on request."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from kafka.structs import TopicPartition as KafkaTP
 from streams.transport.backoff import Backoff
 from streams.transport.kafka_lag import CommittedLag
 from streams.transport.kafka_retry import FetchRetries
+from streams.transport.producer import split_bootstrap
 from streams.transport.source import Record, TopicPartition, flatten
 
 log = logging.getLogger("streams.transport.kafka_source")
@@ -60,7 +61,13 @@ class BrokerUnavailable(Exception):  # noqa: N818 - reads better at the call sit
 
 
 class KafkaSource:
-    """Subscribes `group` to `topics`; offsets move only through `commit` (auto-commit is off)."""
+    """Reads for `group`; offsets move only through `commit` (auto-commit is off).
+
+    Subscribed to `topics` (group membership: partitions are shared out and move at rebalances),
+    or, made by `assigned`, over fixed partitions from given offsets (the group only stores how
+    far it got; no rebalance can stall or split the reading). Either way a batch that cannot be
+    fetched is paused and retried, and a broker that is away is waited for.
+    """
 
     def __init__(
         self,
@@ -72,12 +79,15 @@ class KafkaSource:
         client_id: str = "ioc-ingest",
         extra: Mapping[str, Any] | None = None,
         factory: Callable[..., Any] = KafkaConsumer,
+        start: Mapping[TopicPartition, int] | None = None,
     ) -> None:
         self._topics = tuple(topics)
         if not self._topics:
             raise ValueError("subscribe to at least one topic")
+        # Assigned mode: each partition's committed offset, where a new consumer starts.
+        self._assigned = None if start is None else dict(start)
         config: dict[str, Any] = {
-            "bootstrap_servers": bootstrap.split(","),
+            "bootstrap_servers": split_bootstrap(bootstrap),
             "group_id": group,
             "client_id": client_id,
             "enable_auto_commit": False,
@@ -94,9 +104,31 @@ class KafkaSource:
         self._retries = FetchRetries()
         self._consumer = self._open()
 
+    @classmethod
+    def assigned(
+        cls,
+        bootstrap: str,
+        group: str,
+        start: Mapping[TopicPartition, int],
+        *,
+        stop: threading.Event | None = None,
+        client_id: str = "ioc-ingest",
+        factory: Callable[..., Any] = KafkaConsumer,
+    ) -> KafkaSource:
+        """A source over exactly the partitions of `start`, each read from its offset there."""
+        topics = dict.fromkeys(tp.topic for tp in start)
+        return cls(
+            bootstrap, group, topics, stop=stop, client_id=client_id, factory=factory, start=start
+        )
+
     def _open(self) -> Any:
-        """A new consumer subscribed to the topics (retrying while no broker answers)."""
+        """A new consumer, subscribed or assigned (retrying while no broker answers)."""
         consumer = _connect(self._factory, self._config, self._bootstrap, self._stop)
+        if self._assigned is not None:
+            consumer.assign([KafkaTP(*tp) for tp in self._assigned])
+            for tp, offset in self._assigned.items():
+                consumer.seek(KafkaTP(*tp), offset)
+            return consumer
         # Learn the topics' partitions before joining the group. Joining with no metadata yet
         # gives an empty first assignment and relies on a second rebalance once it arrives; in
         # one CI run that second rebalance never came and the member idled for minutes.
@@ -162,9 +194,15 @@ class KafkaSource:
             log.warning("kafka: offset commit failed (%s); records may be redelivered", exc)
             return
         self._lags.committed({ktp: om.offset for ktp, om in payload.items()})
+        if self._assigned is not None:
+            self._assigned.update(offsets)
 
     def rewind(self) -> None:
         """Seek every assigned partition back to the group's committed offset (or the start)."""
+        if self._assigned is not None:
+            for tp, offset in self._assigned.items():
+                self._consumer.seek(KafkaTP(*tp), offset)
+            return
         for ktp in self._consumer.assignment():
             committed = self._consumer.committed(ktp)
             if committed is None:

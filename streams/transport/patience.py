@@ -1,9 +1,4 @@
-"""Topic step: how a producer waits out a broker that went away, and for how long at most.
-
-A producer that loses its broker keeps its place: what it already handed to kafka-python stays
-there and is retried, and the next record waits here. Each outage gets the whole patience; past
-it the producer gives up with one line.
-"""
+"""Topic step: how a producer waits out a broker that went away, and for how long at most."""
 
 from __future__ import annotations
 
@@ -45,10 +40,13 @@ class Patience:
     every_s: float = SAY_EVERY_S
 
 
-def one_line(exc: BaseException) -> str:
-    """An exception as one line (kafka-python's str() already names the class)."""
-    text = " ".join(str(exc).split())
-    return text or type(exc).__name__
+def one_line(exc: BaseException, limit: int | None = None) -> str:
+    """An exception as one line (kafka-python's str() already names the class), cut to `limit`
+    characters when given."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if limit is None or len(text) <= limit:
+        return text
+    return text[: limit - 3] + "..."
 
 
 def reachable(addresses: Sequence[str], timeout_s: float = 1.0) -> bool:
@@ -66,7 +64,12 @@ def reachable(addresses: Sequence[str], timeout_s: float = 1.0) -> bool:
 
 class BrokerWait:
     """One producer's outages. An outage starts when Kafka stops answering and ends when it
-    answers again; lines go to `patience.say`; giving up raises `error` with one line."""
+    answers again; lines go to `patience.say`; giving up raises `error` with one line.
+
+    A producer that loses its broker keeps its place: what it already handed to kafka-python
+    stays there and is retried, and the next record waits here. Each outage gets the whole
+    patience; past it the producer gives up with one line.
+    """
 
     def __init__(
         self,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 
 class Record(Protocol):
@@ -26,7 +26,8 @@ class Record(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class SourceRecord:
-    """One message as consumed: where it came from and its raw bytes."""
+    """One message as stored by the in-process bus and consumed from it (or made by tests):
+    where it is, its raw bytes, and when it was taken (ms since the epoch)."""
 
     topic: str
     partition: int
@@ -36,9 +37,12 @@ class SourceRecord:
     timestamp_ms: int
 
 
-@dataclass(frozen=True, slots=True)
-class TopicPartition:
-    """A topic's partition, the unit of ordering and of committed offsets."""
+class TopicPartition(NamedTuple):
+    """A topic's partition, the unit of ordering and of committed offsets.
+
+    A named tuple, so that it hashes as fast as the plain (topic, partition) pairs the bus and
+    kafka-python use, and equals them.
+    """
 
     topic: str
     partition: int

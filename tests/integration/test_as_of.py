@@ -29,11 +29,11 @@ from ioc.core.queries.payments import payment_kpis
 from ioc.core.queries.window import Window, floor_hour
 from simulators.engine import SimConfig, generate
 from simulators.params import SimParams
-from simulators.sinks import BusSink
 from streams.ingest.loop import IngestOptions, Ingestor, build_routes
 from streams.ingest.writers.registry import WRITERS
 from streams.transport.bus import Bus
 from streams.transport.bus_source import BusSource
+from streams.transport.sinks import BusSink
 from tests.integration.test_ingest_truth import assert_frames_equal
 from tests.support import kpi_reference as ref
 

@@ -15,12 +15,12 @@ import pytest
 from psycopg import sql
 
 from ioc.app.cli import main as ioc_main
+from ioc.app.commands.dashboard import dashboard_app
 from ioc.app.services.state import ConnectionInfo
 from ioc.app.settings import Settings
 from ioc.core.auth.passwords import verify_password
 from ioc.core.citypack import load_pack
 from ioc.core.contracts import VN_TZ as PACK_TZ
-from layouts.app import create_app
 from layouts.kpis import BY_KEY, fmt_value
 from layouts.security import AuthOptions
 from tests.support import auth_world as aw
@@ -267,7 +267,7 @@ def test_login_is_rate_limited_per_user_and_per_address(w: World) -> None:
 
 def test_behind_a_trusted_proxy_limits_and_audits_the_real_client(w: World) -> None:
     # The same schema served as if behind one reverse proxy at 127.0.0.1.
-    proxied = create_app(
+    proxied = dashboard_app(
         Settings(database_url=w.reader_url, db_schema=w.schema, trusted_proxies=1),
         auth=AuthOptions(session_cache_s=0.0),
     )

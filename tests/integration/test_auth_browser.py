@@ -1,6 +1,4 @@
-"""Login, ward scope, logout and a wall-display token in headless Chromium, under the real
-Content-Security-Policy (no bypass): the Dash app, Plotly and Leaflet must run with no CSP
-violation and no console error; screenshots of the login page saved."""
+"""Login, scope, logout and a display token in headless Chromium under the real CSP, no errors."""
 
 from __future__ import annotations
 

@@ -1,6 +1,4 @@
-"""The live dashboard in headless Chromium against a database filled from a seeded simulator
-stream through the real table writers: polygons and their colours, tile numbers, ward clicks,
-language, stale feeds, zoom kept across refreshes, outage state; screenshots saved."""
+"""The live dashboard in headless Chromium over a seeded simulator stream: map, tiles, outages."""
 
 from __future__ import annotations
 
@@ -18,6 +16,7 @@ import pytest
 from playwright.sync_api import Page
 from psycopg import sql
 
+from ioc.app.commands.dashboard import dashboard_app, open_pool
 from ioc.app.services.state import ConnectionInfo
 from ioc.app.settings import Settings
 from ioc.core.citypack import load_pack
@@ -28,6 +27,7 @@ from layouts.app import create_app
 from layouts.components.map import map_hideout, ward_values
 from layouts.i18n import t
 from layouts.kpis import BY_KEY, STALE, fmt_value
+from layouts.security import AuthOptions
 from tests.support import dashboard_fill as fill
 from tests.support.browser import ARTIFACTS, serve
 
@@ -74,7 +74,7 @@ def dashboard(services: ConnectionInfo, pg_admin_url: str) -> Iterator[Served]:
     config = dataclasses.replace(base, stale_after_s=dict.fromkeys(base.stale_after_s, STALE_S))
     settings = Settings(database_url=services.reader_url, db_schema=schema)
     # The app's clock is the data's: feed health still ticks by the database's real clock.
-    app = create_app(
+    app = dashboard_app(
         settings, config=config, auth=False, clock=lambda: datetime.now(UTC) - offset
     )  # auth: see test_auth*.py
     url, close = serve(app)
@@ -238,17 +238,17 @@ def test_database_down_says_since_when_and_recovers(
 ) -> None:
     up = {"ok": False}
 
-    def connect() -> psycopg.Connection[Any]:
+    def conninfo() -> str:
+        # Asked on every connect: the database "comes back" when the test says so.
         if not up["ok"]:
             raise psycopg.OperationalError("connection refused (test)")
-        conn = psycopg.connect(dashboard.reader_url, autocommit=True)
-        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(dashboard.schema)))
-        return conn
+        return dashboard.reader_url
 
     app = create_app(
-        Settings(db_schema=dashboard.schema),
-        connect=connect,
-        auth=False,
+        PACK,
+        load_config("halong", PACK.codes),
+        open_pool(conninfo, dashboard.schema, max_size=4),
+        auth=AuthOptions(enabled=False),
         clock=lambda: datetime.now(UTC) - dashboard.offset,  # the data's clock, as the fixture's
     )
     url, close = serve(app)
@@ -275,3 +275,4 @@ def test_database_down_says_since_when_and_recovers(
         assert len(set(fills(page).values())) > 1
     finally:
         close()
+        app.server.config["IOC_DATA"].close()

@@ -20,13 +20,13 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from ioc.app.commands.dashboard import reader_connect, reader_pool
 from ioc.app.services.state import PLAIN_DATABASE, ConnectionInfo, free_port
 from ioc.app.settings import Settings
 from ioc.core.citypack import load_pack
 from ioc.core.db.migrate import migrate
 from ioc.core.queries.timeline import Span, data_span
 from ioc.core.targets import load_config
-from layouts.app import reader_connect
 from layouts.data import DataSource
 from tests.integration.conftest import suite_database
 from tests.support.ingest_run import (
@@ -194,9 +194,11 @@ def test_ioc_db_schema_reaches_migrate_ingest_status_and_dashboard(
     with reader_connect(settings)() as conn:
         assert conn.execute("SHOW search_path").fetchone() == (schema,)
     pack = load_pack(settings.city_pack)
-    data = DataSource(reader_connect(settings), pack, load_config(pack.name, pack.codes))
+    data = DataSource(reader_pool(settings), pack, load_config(pack.name, pack.codes))
     span = data.read(data_span)
     assert isinstance(span, Span), span
     assert span.start <= now - timedelta(hours=2) < span.end <= now
     payments = data.read(lambda c: c.execute("SELECT count(*) FROM payment_events").fetchone())
     assert payments == (stored["payment_events"],)
+    assert data.read(lambda c: c.execute("SHOW search_path").fetchone()) == (schema,)
+    data.close()

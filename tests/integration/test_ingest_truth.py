@@ -28,7 +28,7 @@ from ioc.core.queries.payments import payment_kpis
 from ioc.core.queries.window import Window, floor_hour
 from simulators.engine import SimConfig, generate
 from simulators.params import SimParams
-from simulators.sinks import FileSink, KafkaSink
+from streams.transport.sinks import FileSink, KafkaSink
 from tests.support import kpi_reference as ref
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,7 +43,7 @@ def produce(bootstrap: str, prefix: str, ndjson: Path, end: datetime) -> int:
         params=dataclasses.replace(SimParams(), volume_scale=0.21),
     )
     kafka = KafkaSink(bootstrap, topic_name=lambda t: prefix + t)
-    kafka.ensure_topics([prefix + f for f in ref_topics()])
+    kafka.ensure_topics(ref_topics())
     file = FileSink(ndjson)
     n = 0
     for _t, _i, topic, key, value, _ward in generate(config, load_pack("halong")):

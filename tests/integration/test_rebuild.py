@@ -29,7 +29,7 @@ from ioc.core.queries.payments import payment_kpis
 from ioc.core.queries.window import Window, floor_hour
 from simulators.engine import SimConfig, generate
 from simulators.scenarios import parse_scenario
-from simulators.sinks import KafkaSink
+from streams.transport.sinks import KafkaSink
 from tests.integration.test_ingest_truth import assert_frames_equal
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -144,7 +144,7 @@ def test_rebuild_equals_original_and_from_time_starts_there(
     first = [it for it in items if it[0] < boundary]
     second = [it for it in items if it[0] >= boundary]
     sink = KafkaSink(bootstrap, topic_name=lambda t: prefix + t)
-    sink.ensure_topics([prefix + f.topic for f in FEEDS])
+    sink.ensure_topics(f.topic for f in FEEDS)
     for _t, _i, topic, key, value, _w in first:
         sink.send(topic, key, value)
     sink.flush()

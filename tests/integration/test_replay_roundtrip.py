@@ -26,10 +26,10 @@ from ioc.core.db.migrate import migrate
 from ioc.core.feeds import FEEDS
 from simulators.engine import SimConfig, generate
 from simulators.scenarios import parse_scenario
-from simulators.sinks import KafkaSink
-from streams.replay.player import BusTarget, replay
+from streams.replay.player import replay
 from streams.replay.recording import Recorded, StreamDigest, open_recording
 from streams.transport.bus import Bus
+from streams.transport.sinks import BusSink, KafkaSink
 
 ROOT = Path(__file__).resolve().parents[2]
 BASES = [f.topic for f in FEEDS]
@@ -93,7 +93,7 @@ def test_record_then_replay_gives_the_same_stream(services: ConnectionInfo, tmp_
     )
     items = list(generate(config, load_pack("halong")))
     sink = KafkaSink(bootstrap, topic_name=lambda t: source_prefix + t)
-    sink.ensure_topics([source_prefix + b for b in BASES])
+    sink.ensure_topics(BASES)
     for _t, _i, topic, key, value, _w in items:
         sink.send(topic, key, value)
     sink.close()
@@ -144,7 +144,7 @@ def test_record_then_replay_gives_the_same_stream(services: ConnectionInfo, tmp_
 
     # Into the in-process bus: the same stream too.
     bus = Bus()
-    summary = replay(open_recording(path).records(), BusTarget(bus, topic_name=str), speed=None)
+    summary = replay(open_recording(path).records(), BusSink(bus), speed=None)
     assert summary.records == len(items)
     consumer = bus.consumer("check", BASES)
     got = []

@@ -16,9 +16,9 @@ from ioc.app.settings import Settings
 from ioc.core.citypack import load_pack
 from ioc.core.contracts import VN_TZ, Rejected, decode_event
 from ioc.core.feeds import BY_TOPIC
-from simulators.clock import SimClock
+from ioc.core.pacing import PacingClock
 from simulators.engine import SimConfig, generate, run
-from simulators.sinks import KafkaSink
+from streams.transport.sinks import KafkaSink
 from tests.support.ingest_run import read_topics
 
 START = datetime(2025, 3, 4, 7, 0, tzinfo=VN_TZ)  # a Tuesday morning: every feed is busy
@@ -34,7 +34,7 @@ def test_all_four_feeds_round_trip_through_kafka(
     assert {i[2] for i in items} == set(BY_TOPIC)
 
     sink = KafkaSink(kafka_bootstrap, topic_name=names.__getitem__)
-    summary = run(iter(items), sink, SimClock(config.start_s, None))
+    summary = run(iter(items), sink, PacingClock(config.start_s, None))
     sink.close()
     assert summary.total == len(items) > 10_000
 
@@ -74,7 +74,7 @@ def test_simulate_creates_missing_topics_with_three_partitions(kafka_bootstrap: 
     config = SimConfig(
         start=START, duration=timedelta(minutes=30), seed=5, feeds=("payments", "air_quality")
     )
-    summary = run(generate(config, pack), sink, SimClock(config.start_s, None))
+    summary = run(generate(config, pack), sink, PacingClock(config.start_s, None))
     sink.close()
     admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap, client_id="ioc-tests")
     try:

@@ -1,8 +1,4 @@
-"""Time travel in headless Chromium over a database filled from a seeded simulator stream
-through the real table writers: moving the timeline to T colours the map (and fills the tiles)
-as the KPIs computed with pandas from the events up to T say, through the dashboard's own
-colour scale; Live brings the current ones back; Play steps through a range without redrawing
-the wards; the ward page and its CSV export are as of T."""
+"""Time travel in headless Chromium: map, tiles, Play and the ward page as of T, against pandas."""
 
 from __future__ import annotations
 
@@ -22,6 +18,7 @@ import pytest
 from playwright.sync_api import Page, Response
 from psycopg import sql
 
+from ioc.app.commands.dashboard import dashboard_app
 from ioc.app.services.state import ConnectionInfo
 from ioc.app.settings import Settings
 from ioc.core.citypack import load_pack
@@ -29,7 +26,6 @@ from ioc.core.contracts import VN_TZ
 from ioc.core.db.migrate import migrate
 from ioc.core.queries.window import HOUR, Window, floor_hour
 from ioc.core.targets import load_config
-from layouts.app import create_app
 from layouts.components.map import map_hideout, ward_values
 from layouts.i18n import t
 from layouts.kpis import BY_KEY, fmt_value
@@ -78,7 +74,7 @@ def served(services: ConnectionInfo, pg_admin_url: str) -> Iterator[Served]:
     settings = Settings(database_url=services.reader_url, db_schema=schema)
     config = load_config("halong", PACK.codes)
     # The app's clock is the data's (see daytime_offset); feed health ticks by the real one.
-    app = create_app(
+    app = dashboard_app(
         settings, config=config, auth=False, clock=lambda: datetime.now(UTC) - offset
     )  # auth at T: test_time_travel_auth.py
     url, close = serve(app)

@@ -19,10 +19,10 @@ from ioc.app.services.state import ConnectionInfo
 from ioc.core.citypack import load_pack
 from ioc.core.contracts import VN_TZ
 from ioc.core.queries.snapshot import all_kpis_as_of
-from layouts.components.timeline import AS_OF
 from layouts.i18n import t
 from layouts.kpis import BY_KEY, fmt_value
-from layouts.timeline_view import fmt_moment, snap
+from layouts.pages.timeline.ids import AS_OF
+from layouts.pages.timeline.view import fmt_moment, snap
 from tests.support import auth_world as aw
 from tests.support.auth_world import WARD_A, WARD_B, Client, World
 

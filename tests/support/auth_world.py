@@ -19,12 +19,12 @@ from flask.testing import FlaskClient
 from psycopg import sql
 from werkzeug.test import TestResponse
 
+from ioc.app.commands.dashboard import dashboard_app
 from ioc.app.settings import Settings
 from ioc.core.auth import tokens, users
 from ioc.core.auth.passwords import hash_password
 from ioc.core.contracts import VN_TZ, PaymentEvent, encode_event
 from ioc.core.db.migrate import migrate
-from layouts.app import create_app
 from layouts.kpis import SPECS
 from layouts.security import AuthOptions
 from streams.ingest.writers.base import Accepted
@@ -63,6 +63,12 @@ def outputs_of(key: str) -> list[tuple[Any, str]]:
 TILE_KPIS = [s.key for s in SPECS]
 
 
+def ack_button(key: str) -> dict[str, str]:
+    """The id of the alert `key`'s acknowledge button ("aqi:06649": kind aqi, subject 06649)."""
+    kind, _, subject = key.partition(":")
+    return {"kind": kind, "subject": subject, "type": "ack"}
+
+
 def expand(ident: Any, prop: str, value: Any) -> Any:
     """One input/output entry; wildcard (ALL) ids become a list of concrete ones."""
     if isinstance(ident, dict) and any(v == ["ALL"] for v in ident.values()):
@@ -70,9 +76,7 @@ def expand(ident: Any, prop: str, value: Any) -> Any:
         if kind == "ack":
             keys = value if isinstance(value, list) else [f"aqi:{WARD_A}"]
             return [
-                {"id": {"key": k, "type": "ack"}, "property": prop, "value": 1}
-                if isinstance(k, str)
-                else k
+                {"id": ack_button(k), "property": prop, "value": 1} if isinstance(k, str) else k
                 for k in keys
             ]
         return [{"id": {**ident, "kpi": k}, "property": prop, "value": value} for k in TILE_KPIS]
@@ -264,7 +268,7 @@ def world(
             add_users(conn)
             secret, _id = tokens.create_token(conn, "lobby", timedelta(days=30), now)
         settings = Settings(database_url=reader_url, db_schema=schema)
-        app = create_app(settings, auth=options or AuthOptions(session_cache_s=0.0))
+        app = dashboard_app(settings, auth=options or AuthOptions(session_cache_s=0.0))
         yield World(schema, admin_url, reader_url, app, secret, now, written)
         app.server.config["IOC_DATA"].close()
     finally:

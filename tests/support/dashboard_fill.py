@@ -1,5 +1,4 @@
-"""Fill a schema from a seeded simulator stream through the real table writers (the consumer's
-own code path without Kafka), for the dashboard's browser tests and benchmark."""
+"""Fill a schema from a seeded simulator stream through the real table writers, without Kafka."""
 
 from __future__ import annotations
 

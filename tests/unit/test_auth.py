@@ -23,8 +23,8 @@ from ioc.core.auth.principals import OPEN, ROLE_PERMISSIONS, Principal, check_na
 from ioc.core.auth.ratelimit import LoginLimiter
 from ioc.core.auth.sessions import valid_secret
 from ioc.core.auth.tokens import TOKEN_RE
+from layouts.pages.wall.inputs import ack_target, rotation_state, selected_kpi, tile_keys
 from layouts.security import callback_output, content_security_policy, safe_next
-from layouts.wall import ack_allowed, rotation_state, selected_kpi, tile_keys
 
 PASSWORD = "a-good-long-password"  # noqa: S105 - a test value
 
@@ -172,10 +172,16 @@ def test_csp_allows_only_own_and_hashed_scripts() -> None:
 def test_wall_inputs_are_sanitised() -> None:
     mgr = Principal("m", "manager", wards=frozenset({"06673"}))
     op = Principal("op", "operator")
-    assert ack_allowed("aqi:06673", mgr) and not ack_allowed("aqi:06697", mgr)
-    assert ack_allowed("feed_stalled:payments", op) and ack_allowed("dead_letters:city", op)
-    for bad in ["aqi:0667' --", "feed_stalled:x", "aqi:06673\x00", None, ["aqi:06673"], 1]:
-        assert not ack_allowed(bad, op)
+    wards = {"06673", "06697"}
+
+    def ack_allowed(kind: object, subject: object, who: Principal) -> bool:
+        return ack_target({"kind": kind, "subject": subject}, who, wards) is not None
+
+    assert ack_allowed("aqi", "06673", mgr) and not ack_allowed("aqi", "06697", mgr)
+    assert ack_allowed("feed_stalled", "payments", op) and ack_allowed("dead_letters", "city", op)
+    for bad in ["0667' --", "x", "06673\x00", None, ["06673"], 1]:
+        assert not ack_allowed("aqi", bad, op) and not ack_allowed("feed_stalled", bad, op)
+    assert not ack_allowed("aqi:06673", None, op) and ack_target("aqi:06673", op, wards) is None
     assert selected_kpi({"kpi": "aqi"}, "received") == "aqi"
     for bad in [None, [], "aqi", {"kpi": "DROP"}, {"kpi": ["aqi"]}]:
         assert selected_kpi(bad, "received") == "received"

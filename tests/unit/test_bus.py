@@ -47,7 +47,7 @@ def test_poll_returns_records_in_partition_order_with_metadata() -> None:
     assert [r.value for r in got] == [str(i).encode() for i in range(30)]
     assert [r.offset for r in got] == list(range(30))
     assert {r.partition for r in got} == {partition_for(b"same", 3)}
-    assert got[5].timestamp == 1005 and got[5].key == b"same" and got[5].topic == "t"
+    assert got[5].timestamp_ms == 1005 and got[5].key == b"same" and got[5].topic == "t"
     assert c.poll(max_records=10, timeout=0) == []
 
 

@@ -13,7 +13,8 @@ import pytest
 from ioc.app.cli import main
 from ioc.app.commands.demo import resolve_data_dir
 from ioc.app.demo.checks import DataDirLock, DemoError, check_data_dir, check_port, redact
-from ioc.app.demo.embedded import render_conf, socket_dir_for
+from ioc.app.demo.embedded import PORT, server_options, socket_dir_for
+from ioc.app.services.pgcluster import render_conf
 from ioc.app.settings import Settings
 
 
@@ -111,9 +112,10 @@ def test_passwords_never_reach_the_terminal_or_the_state_key() -> None:
 
 
 def test_server_listens_on_a_private_socket_only(tmp_path: Path) -> None:
-    conf = render_conf(tmp_path / "run")
+    conf = render_conf(PORT, server_options(tmp_path / "run", None))
     assert "listen_addresses = ''" in conf
     assert "unix_socket_permissions = 0700" in conf
+    assert f"unix_socket_directories = '{tmp_path / 'run'}'" in conf
     long_root = tmp_path / ("x" * 120)
-    assert len(str(socket_dir_for(long_root, None) / ".s.PGSQL.5432")) <= 107
-    assert socket_dir_for(tmp_path, None) == tmp_path / "run"
+    assert len(str(socket_dir_for(long_root) / ".s.PGSQL.5432")) <= 107
+    assert socket_dir_for(tmp_path) == tmp_path / "run"

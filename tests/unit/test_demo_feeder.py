@@ -18,7 +18,14 @@ class ListSink:
         self.values: list[bytes] = []
         self.flushes = 0
 
-    def send(self, topic: str, key: bytes | None, value: bytes) -> None:
+    def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        partition: int | None = None,
+        time_ms: int | None = None,
+    ) -> None:
         self.values.append(value)
 
     def flush(self) -> None:

@@ -15,7 +15,7 @@ from streams.ingest.dead_letters import MAX_DETAIL_CHARS, clean_detail
 from streams.ingest.health import FeedDelta, RateWindow
 from streams.transport.backoff import Backoff
 from streams.transport.kafka_source import KafkaSource
-from streams.transport.source import flatten
+from streams.transport.source import TopicPartition, flatten
 
 
 def test_backoff_doubles_up_to_the_cap_and_resets() -> None:
@@ -120,3 +120,56 @@ def test_kafka_source_hands_over_kafka_pythons_records_in_partition_order() -> N
     ]
     assert flatten({KafkaTP("t", 1): p1}) is p1
     assert flatten({}) == []
+
+
+class _AssignedConsumer:
+    """What KafkaSource calls on kafka-python's KafkaConsumer in assigned mode."""
+
+    def __init__(self, **config: Any) -> None:
+        self.config = config
+        self.assigned: list[Any] = []
+        self.seeks: list[tuple[Any, int]] = []
+        self.commits: list[dict[Any, Any]] = []
+
+    def assign(self, tps: list[Any]) -> None:
+        self.assigned = list(tps)
+
+    def assignment(self) -> set[Any]:
+        return set(self.assigned)
+
+    def seek(self, tp: Any, offset: int) -> None:
+        self.seeks.append((tp, offset))
+
+    def poll(self, timeout_ms: int, max_records: int) -> dict[Any, list[Any]]:
+        return {}
+
+    def commit(self, offsets: dict[Any, Any]) -> None:
+        self.commits.append(offsets)
+
+    def close(self, autocommit: bool = True) -> None:
+        pass
+
+
+def test_kafka_source_assigned_reads_from_given_offsets_and_rewinds_to_its_commits() -> None:
+    made: list[_AssignedConsumer] = []
+
+    def factory(**config: Any) -> _AssignedConsumer:
+        made.append(_AssignedConsumer(**config))
+        return made[-1]
+
+    start = {TopicPartition("t", 0): 5, TopicPartition("t", 1): 0}
+    source = KafkaSource.assigned("a:1, b:2", "g", start, client_id="ioc-rebuild", factory=factory)
+    consumer = made[-1]
+    assert consumer.config["group_id"] == "g" and consumer.config["client_id"] == "ioc-rebuild"
+    assert consumer.config["bootstrap_servers"] == ["a:1", "b:2"]
+    assert consumer.assigned == [KafkaTP("t", 0), KafkaTP("t", 1)]
+    assert consumer.seeks == [(KafkaTP("t", 0), 5), (KafkaTP("t", 1), 0)]
+    assert source.poll(10, 0.0) == []
+    source.commit({TopicPartition("t", 0): 9})
+    assert [{tp: om.offset for tp, om in c.items()} for c in consumer.commits] == [
+        {KafkaTP("t", 0): 9}
+    ]
+    consumer.seeks.clear()
+    source.rewind()  # back to what was committed, not to the start
+    assert consumer.seeks == [(KafkaTP("t", 0), 9), (KafkaTP("t", 1), 0)]
+    source.close()

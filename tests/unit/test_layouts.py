@@ -1,5 +1,4 @@
-"""Wall builders without a database: colours and legends, tiles, stale feeds, alerts, rotation,
-the outage state."""
+"""Wall builders without a database: colours, legends, tiles, stale feeds, alerts, rotation."""
 
 from __future__ import annotations
 
@@ -10,10 +9,11 @@ import pandas as pd
 import pytest
 
 from ioc.core.aqi import category
+from ioc.core.auth.principals import Principal
 from ioc.core.citypack import load_pack
 from ioc.core.feeds import FEED_NAMES
 from ioc.core.health import FeedHealth
-from ioc.core.queries.alerts import Thresholds, evaluate
+from ioc.core.queries.alerts import AlertRef, Thresholds, evaluate
 from ioc.core.queries.snapshot import WallSnapshot
 from ioc.core.targets import DashboardConfig, Target, Wall
 from layouts.components.map import map_hideout, ward_values
@@ -33,7 +33,8 @@ from layouts.kpis import (
     legend_entries,
     nice_step,
 )
-from layouts.wall_view import build_wall, rotate
+from layouts.pages.wall.inputs import ack_target
+from layouts.pages.wall.view import build_wall, refresh_outputs, rotate
 
 PACK = load_pack("halong")
 WARDS = [w.code for w in PACK.wards]
@@ -150,7 +151,7 @@ def test_alerts() -> None:
         health("air_quality", 61),
     ]
     alerts = evaluate(kpis, rows, 20, {f"aqi:{WARDS[3]}": NOW}, th)
-    keys = [a.key for a in alerts]
+    keys = [a.ref.key for a in alerts]
     assert keys == [
         "feed_stalled:air_quality",
         "feed_stalled:payments",
@@ -162,6 +163,37 @@ def test_alerts() -> None:
     assert evaluate(kpis, rows[:1], 19, {}, th)[0].kind == "aqi"
     html = alert_list(alerts, PACK, "vi")
     assert len(html) == 5  # four shown and "+1"
+    # What each is about travels as fields, to the acknowledge buttons too.
+    stalled, aqi = alerts[0].ref, alerts[2].ref
+    assert (stalled.kind, stalled.feed, stalled.ward) == ("feed_stalled", "air_quality", None)
+    assert (aqi.kind, aqi.feed, aqi.ward) == ("aqi", "air_quality", WARDS[3])
+    assert alerts[3].ref.ward is None and alerts[4].ref.feed == "dossiers"
+    assert "'kind': 'feed_stalled', 'subject': 'payments'" in str(html[1])
+
+
+def test_ack_buttons_name_an_alert_in_the_callers_scope() -> None:
+    mgr = Principal("m", "manager", wards=frozenset({WARDS[1]}))
+    op = Principal("op", "operator")
+    assert ack_target({"kind": "aqi", "subject": WARDS[1]}, mgr, PACK.codes) == AlertRef(
+        "aqi", WARDS[1]
+    )
+    assert ack_target({"kind": "aqi", "subject": WARDS[2]}, mgr, PACK.codes) is None
+    assert ack_target({"kind": "feed_stalled", "subject": "payments"}, mgr, PACK.codes)
+    city = ack_target({"kind": "dead_letters", "subject": "city"}, op, PACK.codes)
+    assert city is not None and city.key == "dead_letters:city"
+    forged: list[object] = [
+        {"kind": "aqi", "subject": "99999"},
+        {"kind": "aqi", "subject": "payments"},
+        {"kind": "feed_stalled", "subject": WARDS[1]},
+        {"kind": "dead_letters", "subject": WARDS[1]},
+        {"kind": "aqi:" + WARDS[1]},
+        {"kind": ["aqi"], "subject": WARDS[1]},
+        {"kind": "nope", "subject": "city"},
+        "aqi:" + WARDS[1],
+        None,
+    ]
+    for button in forged:
+        assert ack_target(button, op, PACK.codes) is None, button
 
 
 def test_rotation_pauses_on_click_and_resumes() -> None:
@@ -189,9 +221,15 @@ def test_outage_greys_everything_and_says_since_when() -> None:
 
 def test_live_snapshot_builds_every_output() -> None:
     kpis = frame({"aqi": 80.0, "transactions": 5})
-    snap = WallSnapshot(NOW, kpis, kpis, tuple(health(f, 1) for f in FEED_NAMES), 0, {})
+    snap = WallSnapshot(NOW, kpis, kpis, tuple(health(f, 1) for f in FEED_NAMES), ())
     view = build_wall(snap, PACK, DashboardConfig(), "aqi", "en")
     assert set(view.hideout["colours"].values()) == {category(80).hex}
     assert view.tiles is not None and view.tiles["transactions"].value == "5"
     assert view.banner == "Data as of 10:30:00" and view.hideout["stale"] is False
     assert isinstance(view.alerts, list)
+    scoped = Principal("m", "manager", wards=frozenset(WARDS[:2]))
+    out = refresh_outputs(view, ["transactions", "aqi"], scoped)
+    assert set(out[0]["colours"]) == set(WARDS[:2]), "a scoped caller gets its wards only"
+    assert out[2] == ["5", view.tiles["aqi"].value]
+    down = build_wall(Unavailable(NOW, "down"), PACK, DashboardConfig(), "aqi", "en")
+    assert refresh_outputs(down, ["aqi"], scoped)[5] == ["tile stale"]

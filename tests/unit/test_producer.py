@@ -1,4 +1,4 @@
-"""Shared Kafka producer (streams.transport.producer) and its two users, against fakes."""
+"""Shared Kafka producer (streams.transport.producer) and the Kafka sink, against fakes."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ import kafka.admin
 import pytest
 from kafka.errors import KafkaError, KafkaTimeoutError, TopicAlreadyExistsError
 
-from simulators.sinks import KafkaSink, SinkError
-from streams.replay.player import KafkaTarget, ReplayError
-from streams.replay.recording import Recorded
+from ioc.core.sinks import SinkError
+from streams.replay.player import ReplayError
 from streams.transport.patience import Patience
 from streams.transport.producer import Producer, ProducerError, split_bootstrap
+from streams.transport.sinks import KafkaSink
 
 
 class FakeFuture:
@@ -283,35 +283,26 @@ def test_kafka_sink_names_partitions_and_counts() -> None:
     assert fake.closed
 
 
-def test_kafka_target_recorded_partitions() -> None:
-    target = KafkaTarget("a:9092", topic_name=lambda t: "r." + t, partitions=2)
+def test_kafka_sink_keeps_asked_partitions() -> None:
+    sink = KafkaSink(
+        "a:9092", topic_name=lambda t: "r." + t, partitions=2, client_id="ioc-replay", noun="record"
+    )
     fake = FakeProducer.made[-1]
     assert fake.config["client_id"] == "ioc-replay"
     assert fake.config["compression_type"] is None
     fake.partitions["r.ioc.feedback.v1"] = {0, 1}
-
-    def rec(partition: int, key: bytes | None) -> Recorded:
-        return Recorded(
-            topic="ioc.feedback.v1",
-            partition=partition,
-            offset=0,
-            timestamp_ms=1000,
-            key=key,
-            value=b"{}",
-            time_ms=1000,
-        )
-
-    for r in (rec(1, b"k"), rec(0, None), rec(2, b"k"), rec(-1, None)):
-        target.send(r, r.value)
+    for partition, key in ((1, b"k"), (0, None), (2, b"k"), (-1, None)):
+        sink.send("ioc.feedback.v1", key, b"{}", partition, time_ms=1000)
     assert [(s[0], s[2], s[3]) for s in fake.sent] == [
         ("r.ioc.feedback.v1", b"k", 1),
         ("r.ioc.feedback.v1", None, 0),
-        ("r.ioc.feedback.v1", b"k", None),  # beyond the topic's partitions: keyed placement
+        # Beyond the topic's partitions: the key's partition, as Kafka's partitioner places it.
+        ("r.ioc.feedback.v1", b"k", murmur2_partition(b"k", 2)),
         ("r.ioc.feedback.v1", None, None),
     ]
     assert [a.created for a in FakeAdmin.made] == [[("r.ioc.feedback.v1", 2, 1)]]
-    target.ensure_topics(["ioc.payments.v1"])
+    sink.ensure_topics(["ioc.payments.v1"])
     assert FakeAdmin.made[-1].created == [("r.ioc.payments.v1", 2, 1)]
     fake.futures[1].fail(KafkaError("gone"))
-    with pytest.raises(ReplayError, match=r"^Kafka did not take 1 record\(s\): KafkaError: gone$"):
-        target.flush()
+    with pytest.raises(SinkError, match=r"^Kafka did not take 1 record\(s\): KafkaError: gone$"):
+        sink.flush()

@@ -14,14 +14,15 @@ import msgspec
 import pytest
 from kafka.partitioner.default import murmur2
 
-from ioc.app.commands.replay import parse_time
+from ioc.app.commands.record import build_library
+from ioc.app.commands.streaming import parse_time
 from ioc.core.citypack import load_pack
 from ioc.core.contracts import Event
-from simulators.engine import SimConfig, generate
-from simulators.recordings import LIBRARY, build, path_of
+from simulators.engine import SimConfig
+from simulators.recordings import LIBRARY, path_of, record_simulation
 from simulators.scenarios import parse_scenario
-from streams.replay.capture import Span, Timeline, merge_partitions, simulator_records
-from streams.replay.player import NullTarget, replay
+from streams.replay.capture import CaptureRange, RecordingSink, Timeline, merge_partitions
+from streams.replay.player import replay
 from streams.replay.rebuild import BoundedSource
 from streams.replay.recording import (
     Header,
@@ -34,6 +35,7 @@ from streams.replay.recording import (
     open_recording,
 )
 from streams.replay.retime import Retimer, shift_to
+from streams.transport.sinks import NullSink
 from streams.transport.source import SourceRecord, TopicPartition
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,10 +48,26 @@ def rec(
     return Recorded("ioc.payments.v1", partition, offset, 1_000 + t, key, value, t)
 
 
+class RecordList(list[Recorded]):
+    """A RecordWriter that keeps the records."""
+
+    def write(self, rec: Recorded) -> None:
+        self.append(rec)
+
+    def close(self) -> None:
+        pass
+
+
 def sim_records(hours: int = 6, poison: bool = True) -> list[Recorded]:
+    """A simulator run as recorded by the recording sink."""
     scenarios = (parse_scenario("poison:after=1h"),) if poison else ()
     config = SimConfig(start=START, duration=timedelta(hours=hours), seed=3, scenarios=scenarios)
-    return list(simulator_records(generate(config, load_pack("halong"))))
+    out = RecordList()
+    sink = RecordingSink(out)
+    n = record_simulation(config, load_pack("halong"), sink)
+    sink.close()
+    assert n == len(out)
+    return list(out)
 
 
 @pytest.mark.parametrize(
@@ -205,26 +223,36 @@ class FakeClock:
         self.now += s
 
 
-class StampingTarget(NullTarget):
+class StampingSink(NullSink):
     def __init__(self, clock: FakeClock) -> None:
         super().__init__()
         self.clock = clock
         self.at: list[float] = []
+        self.partitions: list[int | None] = []
 
-    def send(self, rec: Recorded, value: bytes) -> None:
-        super().send(rec, value)
+    def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        partition: int | None = None,
+        time_ms: int | None = None,
+    ) -> None:
+        super().send(topic, key, value, partition, time_ms)
         self.at.append(self.clock.now)
+        self.partitions.append(partition)
 
 
 @pytest.mark.parametrize("speed", [1.0, 10.0, 60.0])
 def test_pacing_follows_recorded_gaps_divided_by_speed(speed: float) -> None:
     times = [0, 0, 2_000, 5_000, 4_000, 60_000]  # ms; one step backwards
     clock = FakeClock()
-    target = StampingTarget(clock)
-    records = [rec(b"{}", t=t) for t in times]
-    summary = replay(records, target, speed=speed, clock=clock, sleep=clock.sleep)
+    sink = StampingSink(clock)
+    records = [rec(b"{}", t=t, partition=i % 2) for i, t in enumerate(times)]
+    summary = replay(records, sink, speed=speed, monotonic=clock, sleep=clock.sleep)
     want = [100.0 + max(times[: i + 1]) / 1000 / speed for i in range(len(times))]
-    assert target.at == pytest.approx(want, abs=1e-9)
+    assert sink.at == pytest.approx(want, abs=1e-9)
+    assert sink.partitions == [i % 2 for i in range(len(times))]  # the recorded partitions
     assert summary.records == len(times) and summary.last_ms == 60_000
 
 
@@ -232,12 +260,21 @@ def test_max_speed_never_sleeps_and_transform_applies() -> None:
     clock = FakeClock()
     seen: list[bytes] = []
 
-    class Capture(NullTarget):
-        def send(self, rec: Recorded, value: bytes) -> None:
+    class Capture(NullSink):
+        def send(
+            self,
+            topic: str,
+            key: bytes | None,
+            value: bytes,
+            partition: int | None = None,
+            time_ms: int | None = None,
+        ) -> None:
             seen.append(value)
 
     records = [rec(b"a", t=0), rec(b"b", t=10**9)]
-    replay(records, Capture(), speed=None, transform=bytes.upper, clock=clock, sleep=clock.sleep)
+    replay(
+        records, Capture(), speed=None, transform=bytes.upper, monotonic=clock, sleep=clock.sleep
+    )
     assert clock.sleeps == [] and seen == [b"A", b"B"]
 
 
@@ -251,7 +288,8 @@ def test_timeline_keeps_poison_beside_its_neighbours() -> None:
     future = b'{"event_time":"2030-01-01T00:00:00+07:00"}'
     assert tl.place(0, future, kafka_ts) == t0
     assert tl.place(1, b"junk", 77) == 77  # first of its partition: its Kafka time
-    assert 5 in Span(None, 6) and 6 not in Span(None, 6) and 4 not in Span(5, None)
+    assert 5 in CaptureRange(None, 6) and 6 not in CaptureRange(None, 6)
+    assert 4 not in CaptureRange(5, None)
 
 
 def test_merge_keeps_each_partition_in_order() -> None:
@@ -262,7 +300,7 @@ def test_merge_keeps_each_partition_in_order() -> None:
     assert sorted(merged, key=lambda r: r.value) == sorted(p0 + p1, key=lambda r: r.value)
 
 
-def test_simulator_records_partition_like_kafka() -> None:
+def test_recording_sink_partitions_like_kafka() -> None:
     records = sim_records(hours=2)
     offsets: dict[tuple[str, int], list[int]] = {}
     for r in records:
@@ -323,7 +361,7 @@ def test_parse_time_forms() -> None:
 
 
 def test_library_is_regenerated_byte_for_byte(tmp_path: Path) -> None:
-    built = build(["pollution_episode"], tmp_path)
+    built = build_library(["pollution_episode"], tmp_path)
     assert built["pollution_episode"] > 10_000
     assert (tmp_path / "pollution_episode.ndjson.gz").read_bytes() == path_of(
         "pollution_episode"
@@ -364,6 +402,8 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
 def test_replay_of_library_to_null_counts_every_record() -> None:
     recording = open_recording(path_of("pollution_episode"))
     records = list(itertools.islice(recording.records(), 1000))
-    summary = replay(records, NullTarget(), speed=None)
+    sink = NullSink()
+    summary = replay(records, sink, speed=None)
+    assert sink.messages == 1000
     assert summary.records == 1000 and summary.by_topic
     assert sum(summary.by_topic.values()) == 1000

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 from pathlib import Path
 
 import pytest
 
 from ioc.app.services import kafka, postgres
+from ioc.app.services.pgcluster import PgCluster, postmaster_pid, render_conf
 from ioc.app.services.state import ServiceError
 
 
@@ -88,12 +90,14 @@ def test_fetched_pom_is_shipped_and_names_the_broker_artifact() -> None:
 
 
 def test_postgres_conf_listens_on_loopback_only() -> None:
-    conf = postgres.render_conf(54321, Path("/d/postgres/run"), None)
+    conf = render_conf(54321, postgres.server_options(Path("/d/postgres"), None, None))
+    assert conf.startswith(postgres.CONF_MARK + "\n")
     assert "listen_addresses = '127.0.0.1'" in conf
     assert "port = 54321" in conf
     assert "unix_socket_directories = '/d/postgres/run'" in conf
     assert "shared_preload_libraries" not in conf
-    with_ts = postgres.render_conf(1, None, "timescaledb")
+    long_root = Path("/" + "x" * 120)
+    with_ts = render_conf(1, postgres.server_options(long_root, "timescaledb", None))
     assert "shared_preload_libraries = 'timescaledb'" in with_ts
     assert "unix_socket_directories = ''" in with_ts
 
@@ -103,11 +107,18 @@ def test_socket_dir_is_dropped_when_the_path_is_too_long(tmp_path: Path) -> None
     assert postgres.socket_dir_for(Path("/" + "x" * 120)) is None
 
 
+def _cluster(data: Path, port: int, socket_dir: Path | None) -> PgCluster:
+    options = postgres.server_options(data.parent, None, None)
+    options = dataclasses.replace(options, socket_dir=socket_dir)
+    return PgCluster(Path("/nonexistent/bin"), data, port, options, print)
+
+
 def test_refresh_conf_rewrites_only_our_block(tmp_path: Path) -> None:
     conf = tmp_path / "postgresql.conf"
-    old_block = postgres.render_conf(40000, None, None).replace("wal_writer_delay", "#gone")
+    old_block = render_conf(40000, postgres.server_options(tmp_path, None, None))
+    old_block = old_block.replace("wal_writer_delay", "#gone")
     conf.write_text("port = 5432\n#port = 1\n\n" + old_block)
-    postgres.refresh_conf(tmp_path, 41000, tmp_path / "run", None)
+    _cluster(tmp_path, 41000, tmp_path / "run").refresh_conf()
     text = conf.read_text()
     assert text.startswith("port = 5432\n#port = 1\n")
     assert "port = 41000" in text and "port = 40000" not in text
@@ -120,7 +131,7 @@ def test_refresh_conf_rewrites_only_our_block(tmp_path: Path) -> None:
 def test_refresh_conf_refuses_a_foreign_config(tmp_path: Path) -> None:
     (tmp_path / "postgresql.conf").write_text("port = 5432\n")
     with pytest.raises(ServiceError, match="delete"):
-        postgres.refresh_conf(tmp_path, 41000, None, None)
+        _cluster(tmp_path, 41000, None).refresh_conf()
 
 
 def test_find_bindir_picks_the_newest_complete_server(tmp_path: Path) -> None:
@@ -134,8 +145,8 @@ def test_find_bindir_picks_the_newest_complete_server(tmp_path: Path) -> None:
 
 
 def test_postmaster_pid_reads_the_first_line(tmp_path: Path) -> None:
-    assert postgres.postmaster_pid(tmp_path) is None
+    assert postmaster_pid(tmp_path) is None
     (tmp_path / "postmaster.pid").write_text("1234\n/d\n1700000000\n5432\n")
-    assert postgres.postmaster_pid(tmp_path) == 1234
+    assert postmaster_pid(tmp_path) == 1234
     (tmp_path / "postmaster.pid").write_text("garbage\n")
-    assert postgres.postmaster_pid(tmp_path) is None
+    assert postmaster_pid(tmp_path) is None

@@ -10,9 +10,9 @@ import msgspec
 import pytest
 
 from ioc.app.cli import main
-from simulators.clock import SimClock
+from ioc.core.pacing import PacingClock
 from simulators.engine import SimConfig, generate, run
-from simulators.sinks import NullSink
+from streams.transport.sinks import NullSink
 
 
 @pytest.fixture(autouse=True)
@@ -116,7 +116,7 @@ def test_progress_is_reported_at_most_once_a_second() -> None:
     summary = run(
         generate(config, load_pack("halong")),
         NullSink(),
-        SimClock(config.start_s, None),
+        PacingClock(config.start_s, None),
         progress=lambda n, sim, wall: calls.append((n, sim, wall)),
     )
     assert len(calls) <= summary.wall_seconds + 1

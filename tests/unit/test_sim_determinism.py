@@ -23,14 +23,14 @@ from ioc.core.contracts import (
     decode_event,
 )
 from ioc.core.feeds import BY_TOPIC
-from simulators.clock import SimClock
+from ioc.core.pacing import PacingClock
 from simulators.core import Item
 from simulators.engine import SimConfig, generate, run
 from simulators.params import SimParams
 from simulators.poison import poison_messages
-from simulators.scenarios import parse_scenario
-from simulators.sinks import FileSink
+from simulators.scenarios import POISON_INDEX, parse_scenario
 from simulators.timebase import to_datetime
+from streams.transport.sinks import FileSink
 
 START = datetime(2025, 3, 3, 6, 0, tzinfo=VN_TZ)  # a Monday
 FAST = SimParams(warmup_days=20)
@@ -48,7 +48,7 @@ def _config(**changes: object) -> SimConfig:
 
 def _write(config: SimConfig, pack: CityPack, path: Path) -> bytes:
     sink = FileSink(path)
-    run(generate(config, pack), sink, SimClock(config.start_s, None))
+    run(generate(config, pack), sink, PacingClock(config.start_s, None))
     sink.close()
     return path.read_bytes()
 
@@ -120,7 +120,7 @@ def test_per_topic_files(pack: CityPack, tmp_path: Path) -> None:
     config = _config(start=START + timedelta(hours=3), duration=timedelta(hours=1))
     items = list(generate(config, pack))
     sink = FileSink(str(tmp_path / "out") + "/", topic_name=lambda t: "x." + t)
-    run(iter(items), sink, SimClock(config.start_s, None))
+    run(iter(items), sink, PacingClock(config.start_s, None))
     sink.close()
     for topic in BY_TOPIC:
         lines = (tmp_path / "out" / f"x.{topic}.ndjson").read_bytes().splitlines()
@@ -135,7 +135,9 @@ def test_every_event_is_valid_ordered_and_keyed(pack: CityPack, day_items: list[
     assert times == sorted(times)
     ids: set[str] = set()
     negatives = 0
-    for t, _, topic, key, value, ward in day_items:
+    for t, index, topic, key, value, ward in day_items:
+        # The merge order is the registry's: a feed's items carry its position in FEEDS.
+        assert index == BY_TOPIC[topic].index
         # Emitted only once event_time <= simulated now: decode with now = emission time.
         try:
             ev = decode_event(value, wards=pack, now=to_datetime(t), expected_schema=topic)
@@ -211,7 +213,7 @@ def test_sensor_faults_emit_stuck_and_missing_readings(pack: CityPack) -> None:
 def test_poison_batches_arrive_at_their_time(pack: CityPack) -> None:
     spec = parse_scenario("poison:after=30m,every=2h")
     config = _config(duration=timedelta(hours=5), scenarios=(spec,), feeds=("air_quality",))
-    poison = [i for i in generate(config, pack) if i[1] == 4]
+    poison = [i for i in generate(config, pack) if i[1] == POISON_INDEX]
     times = sorted({i[0] for i in poison})
     assert times == [config.start_s + 1800 + k * 7200 for k in range(3)]
     expected = poison_messages(12345, to_datetime(times[0]), pack)
@@ -231,7 +233,7 @@ def test_emission_waits_for_the_simulated_clock(pack: CityPack) -> None:
         wall[0] += seconds
 
     config = _config(duration=timedelta(minutes=30), feeds=("payments", "air_quality"))
-    clock = SimClock(config.start_s, 600.0, monotonic=monotonic, sleep=sleep)
+    clock = PacingClock(config.start_s, 600.0, monotonic=monotonic, sleep=sleep)
     sent: list[tuple[float, int]] = []
 
     class Recorder:

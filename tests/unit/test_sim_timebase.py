@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 import pytest
 
 from ioc.core.contracts import VN_TZ
-from simulators.clock import SimClock, parse_speed
+from ioc.core.pacing import PacingClock, parse_speed
 from simulators.core import Picker, poisson
 from simulators.timebase import (
     WORK_SECONDS,
@@ -118,19 +118,19 @@ def test_clock_modes() -> None:
     def sleep(s: float) -> None:
         wall[0] += s
 
-    real = SimClock(1_000, 1.0, monotonic=lambda: wall[0], sleep=sleep)
+    real = PacingClock(1_000, 1.0, monotonic=lambda: wall[0], sleep=sleep)
     assert real.wait_until(1_010)
     assert real.now() == pytest.approx(1_010, abs=0.3)
-    fast = SimClock(1_000, 60.0, monotonic=lambda: wall[0], sleep=sleep)
+    fast = PacingClock(1_000, 60.0, monotonic=lambda: wall[0], sleep=sleep)
     before = wall[0]
     assert fast.wait_until(1_000 + 3600)
     assert wall[0] - before == pytest.approx(60.0, abs=0.3)
-    flat_out = SimClock(1_000, None, monotonic=lambda: wall[0], sleep=sleep)
+    flat_out = PacingClock(1_000, None, monotonic=lambda: wall[0], sleep=sleep)
     before = wall[0]
     assert flat_out.wait_until(10**9)
     assert wall[0] == before and flat_out.now() == 10**9
     with pytest.raises(ValueError, match="speed"):
-        SimClock(0, 0.0)
+        PacingClock(0, 0.0)
 
 
 def test_poisson_mean_and_variance() -> None:

@@ -1,6 +1,4 @@
-"""Time travel's pure parts without a database: snapping, checking the viewed time, the slider's
-range and marks, the header label, playback's state machine, and the wall and ward builders in
-time-travel mode."""
+"""Time travel's pure parts without a database, and the wall and ward builders viewing the past."""
 
 from __future__ import annotations
 
@@ -11,12 +9,13 @@ import pytest
 
 from ioc.core.citypack import load_pack
 from ioc.core.contracts import VN_TZ
+from ioc.core.queries.alerts import Thresholds, evaluate
 from ioc.core.queries.snapshot import WallSnapshot
 from ioc.core.queries.timeline import Span
 from ioc.core.queries.window import Window
 from ioc.core.targets import DashboardConfig
 from layouts.kpis import SPECS, STALE
-from layouts.timeline_view import (
+from layouts.pages.timeline.view import (
     EARLIEST,
     MAX_MARKS,
     STEP_S,
@@ -33,8 +32,9 @@ from layouts.timeline_view import (
     snap,
     viewing_label,
 )
-from layouts.wall_view import build_wall
-from layouts.ward import export_name, status_text
+from layouts.pages.wall.view import build_wall
+from layouts.pages.ward.export import export_name
+from layouts.pages.ward.view import status_text
 
 NOW = datetime(2026, 11, 20, 7, 42, 31, tzinfo=UTC)  # 14:42:31 in Hạ Long
 PACK = load_pack("halong")
@@ -217,9 +217,16 @@ def _kpis(value: float) -> pd.DataFrame:
     return out
 
 
+def _snapshot(t: datetime, *, live: bool) -> WallSnapshot:
+    """As the core reads it at t: no feed health, alerts from the KPIs (every ward's AQI)."""
+    kpis = _kpis(3.0)
+    alerts = tuple(evaluate(kpis, (), 0, {}, Thresholds.of(DashboardConfig())))
+    return WallSnapshot(t, kpis, _kpis(2.0), (), alerts, live=live)
+
+
 def test_wall_in_the_past_hides_health_greys_nothing_and_offers_no_ack() -> None:
     t = datetime(2026, 11, 19, 3, 5, tzinfo=UTC)
-    snap_ = WallSnapshot(t, _kpis(3.0), _kpis(2.0), (), 0, {}, live=False)
+    snap_ = _snapshot(t, live=False)
     view = build_wall(snap_, PACK, DashboardConfig(), "aqi", "vi")
     text = str(view.health)
     assert "chỉ hiện ở chế độ trực tiếp" in text and "10:00" in text  # hourly KPIs up to 10:00
@@ -230,9 +237,7 @@ def test_wall_in_the_past_hides_health_greys_nothing_and_offers_no_ack() -> None
     assert "alert-aqi" in str(view.alerts)
     assert view.banner == "Xem lại lúc 19/11/2026 10:05"
     assert "is-travel" in view.banner_class
-    live = build_wall(
-        WallSnapshot(t, _kpis(3.0), _kpis(2.0), (), 0, {}), PACK, DashboardConfig(), "aqi", "vi"
-    )
+    live = build_wall(_snapshot(t, live=True), PACK, DashboardConfig(), "aqi", "vi")
     assert live.alerts is not None and "ack-button" in str(live.alerts)
     # The same rows read live with no feed health would be all stale: the past is not judged so.
     assert live.hideout["stale"] is True and set(live.hideout["colours"].values()) == {STALE}

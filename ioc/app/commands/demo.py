@@ -9,6 +9,8 @@ import threading
 from pathlib import Path
 from types import FrameType
 
+import platformdirs
+
 from ioc.app.cli import CommandError
 from ioc.app.settings import (
     Settings,
@@ -99,8 +101,6 @@ def _scale(text: str) -> float:
 
 def default_data_dir() -> Path:
     """The user's data directory for the demo (XDG: ~/.local/share/ioc/demo)."""
-    import platformdirs
-
     return platformdirs.user_data_path("ioc") / "demo"
 
 
@@ -116,6 +116,9 @@ def resolve_data_dir(args_dir: Path | None, settings: Settings) -> Path:
 
 def demo_command(args: argparse.Namespace, settings: Settings) -> int:
     """Run the demo until SIGINT or SIGTERM."""
+    # Imported when the demo runs, not when the CLI registers its commands: the demo's modules
+    # pull in the simulators, the ingest loop and Kafka's client (~0.7 s), which would slow
+    # `ioc --help` and every other command.
     from ioc.app.demo.checks import DemoError
     from ioc.app.demo.orchestrator import Demo, DemoOptions
 

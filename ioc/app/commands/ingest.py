@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import importlib
 import json
 import logging
 import resource
@@ -21,9 +20,9 @@ import psycopg
 from ioc.app.cli import CommandError
 from ioc.app.connect import connector, kafka_bootstrap
 from ioc.app.settings import Settings
+from ioc.core.db.connection import Connect
 from ioc.core.db.schema import SchemaNotMigratedError, migrate_hint, require_migrated
 from ioc.core.feeds import Feed, parse_feeds
-from streams.ingest.writers.base import FeedWriter
 
 if TYPE_CHECKING:
     from ioc.core.citypack import CityPack
@@ -86,21 +85,6 @@ def _positive_float(text: str) -> float:
     return value
 
 
-def load_writers(feeds: tuple[Feed, ...]) -> dict[str, FeedWriter]:
-    """Each feed's WRITER from streams/<feed>.py."""
-    out: dict[str, FeedWriter] = {}
-    for feed in feeds:
-        try:
-            module = importlib.import_module(f"streams.{feed.name}")
-        except ModuleNotFoundError as exc:
-            raise CommandError(f"no table writer for feed {feed.name} ({exc})") from None
-        writer = getattr(module, "WRITER", None)
-        if writer is None:
-            raise CommandError(f"streams/{feed.name}.py has no WRITER")
-        out[feed.name] = writer
-    return out
-
-
 def _db_url(settings: Settings, role: str) -> str:
     from ioc.app.connect import database_url
     from ioc.core.errors import NoDatabaseError
@@ -111,7 +95,7 @@ def _db_url(settings: Settings, role: str) -> str:
         raise CommandError(str(exc)) from None
 
 
-def _check_schema(connect: Any, schema: str) -> None:
+def _check_schema(connect: Connect, schema: str) -> None:
     """Fail fast on an unmigrated schema; an unreachable database is retried by the loop."""
     try:
         with connect() as conn:
@@ -168,34 +152,30 @@ def _install_signals(stop: threading.Event) -> None:
 
 def ingest_command(args: argparse.Namespace, settings: Settings) -> int:
     """Run the ingest loop until SIGTERM/SIGINT (or idle with --stop-when-idle)."""
-    from streams.ingest.loop import IngestOptions, Ingestor, build_routes
+    from streams.ingest.loop import IngestOptions
+    from streams.ingest.setup import IngestSetup
     from streams.transport.kafka_source import BrokerUnavailable, KafkaSource
 
     _ingest_logging()
     feeds = _ingest_feeds(args)
-    writers = load_writers(feeds)
-    pack = _loaded_pack(settings.city_pack)
-    connect = connector(_db_url(settings, "writer"), settings.db_schema, "ioc-ingest")
-    _check_schema(connect, settings.db_schema)
+    into = IngestSetup(
+        connect=connector(_db_url(settings, "writer"), settings.db_schema, "ioc-ingest"),
+        wards=_loaded_pack(settings.city_pack),
+        topic_name=settings.topic,
+        earliest=settings.earliest_event_time,
+    )
+    _check_schema(into.connect, settings.db_schema)
     bootstrap = kafka_bootstrap(settings)
     stop = threading.Event()
     _install_signals(stop)
-    routes = build_routes(feeds, writers, settings.topic)
+    routes = into.routes(feeds)
     try:
         source = KafkaSource(bootstrap, settings.consumer_group, routes, stop=stop)
     except BrokerUnavailable:
         log.info("ingest: stopped before the broker answered")
         return 0
     options = IngestOptions(max_batch=args.max_batch, log_every_s=args.log_every)
-    ingestor = Ingestor(
-        source,
-        routes,
-        connect,
-        pack,
-        options=options,
-        stop=stop,
-        earliest=settings.earliest_event_time,
-    )
+    ingestor = into.ingestor(source, routes, stop=stop, options=options)
     log.info(
         "ingest: %s from %s (group %s) into schema %s",
         ", ".join(routes),

@@ -4,23 +4,24 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import TextIO
 
 from ioc.app.cli import CommandError
+from ioc.app.commands.streaming import StatusLine, add_patience_option, patience_seconds
 from ioc.app.connect import kafka_bootstrap
-from ioc.app.settings import Settings, SettingsError, parse_patience
+from ioc.app.settings import Settings
 from ioc.core.contracts import VN_TZ
-from ioc.core.feeds import parse_feeds
-from simulators.clock import SimClock, parse_speed
-from simulators.engine import SimConfig, Summary, describe_time, generate, run
+from ioc.core.feeds import FEEDS, parse_feeds
+from ioc.core.pacing import PacingClock, parse_speed
+from ioc.core.sinks import Sink, SinkError
+from simulators.engine import SimConfig, SimProgress, Summary, describe_time, generate, run
 from simulators.params import SimParams
 from simulators.scenarios import SCENARIOS, ScenarioError, parse_scenario
-from simulators.sinks import FileSink, KafkaSink, NullSink, Sink, SinkError, feed_topics
 from simulators.timebase import parse_duration
 from streams.transport.patience import Patience
+from streams.transport.sinks import FileSink, KafkaSink, NullSink
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -76,27 +77,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.set_defaults(func=handle)
 
 
-def add_patience_option(p: argparse.ArgumentParser) -> None:
-    """--kafka-patience, shared by `ioc simulate` and `ioc replay`."""
-    p.add_argument(
-        "--kafka-patience",
-        metavar="DURATION",
-        help="how long to wait, keeping our place, for a Kafka broker that went away before "
-        "giving up: 300, 90s, 5m, 1h; 0 = not at all (default IOC_KAFKA_PATIENCE or 5m)",
-    )
-
-
-def patience_seconds(args: argparse.Namespace, settings: Settings) -> float:
-    """--kafka-patience, else IOC_KAFKA_PATIENCE; CommandError with one line if it is bad."""
-    raw = getattr(args, "kafka_patience", None)
-    if raw is None:
-        return settings.kafka_patience
-    try:
-        return parse_patience("--kafka-patience", raw)
-    except SettingsError as exc:
-        raise CommandError(str(exc), status=2) from None
-
-
 def handle(args: argparse.Namespace, settings: Settings) -> int:
     """Run the simulation described by the arguments."""
     config, speed = build_config(args, datetime.now(VN_TZ))
@@ -106,22 +86,20 @@ def handle(args: argparse.Namespace, settings: Settings) -> int:
     pack = load_pack(settings.city_pack)
     _warn_if_ahead(config, speed, datetime.now(VN_TZ))
     compression = None if args.compression == "none" else args.compression
-    progress = None if args.quiet else _Progress(sys.stderr)
-    say = progress.note if progress is not None else _say
-    patience = Patience(seconds=patience_s, say=say)
+    line = StatusLine(sys.stderr, args.quiet)
+    patience = Patience(seconds=patience_s, say=line.note)
     sink = open_sink(args.to, settings, compression=compression, patience=patience)
     try:
         summary = run(
             generate(config, pack),
             sink,
-            SimClock(config.start_s, speed),
-            progress=progress,
+            PacingClock(config.start_s, speed),
+            progress=None if args.quiet else _progress(line),
         )
     except SinkError as exc:
         raise CommandError(str(exc)) from None
     finally:
-        if progress is not None:
-            progress.done()
+        line.done()
         try:
             sink.close()
         except SinkError as exc:
@@ -198,10 +176,6 @@ def _warn_if_ahead(config: SimConfig, speed: float | None, now: datetime) -> Non
         )
 
 
-def _say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
-
-
 def open_sink(
     spec: str,
     settings: Settings,
@@ -226,49 +200,21 @@ def open_sink(
                 compression=compression,
                 patience=patience or Patience(seconds=settings.kafka_patience),
             )
-            sink.ensure_topics(feed_topics(settings.topic))
+            sink.ensure_topics(f.topic for f in FEEDS)
             return sink
     except SinkError as exc:
         raise CommandError(str(exc)) from None
     raise CommandError(f"--to {spec!r}: use kafka, file:PATH or null", status=2)
 
 
-class _Progress:
-    """One status line on stderr, at most once a second (rewritten in place on a terminal)."""
+def _progress(line: StatusLine) -> SimProgress:
+    """The run's progress callback: simulated time reached, events so far and their rate."""
 
-    def __init__(self, out: TextIO) -> None:
-        self._out = out
-        self._tty = out.isatty()
-        self._last_line = 0.0
-        self._shown = False
-
-    def __call__(self, events: int, sim_now: float, wall: float) -> None:
-        now = time.monotonic()
-        # A log file gets a line every 10 s rather than every second.
-        if not self._tty and now - self._last_line < 10.0 and self._shown:
-            return
-        self._last_line = now
+    def progress(events: int, sim_now: float, wall: float) -> None:
         rate = events / wall if wall > 0 else 0.0
-        line = f"simulated {describe_time(sim_now)} | {events:,} events | {rate:,.0f} events/s"
-        if self._tty:
-            self._out.write("\r" + line.ljust(70))
-        else:
-            self._out.write(line + "\n")
-        self._out.flush()
-        self._shown = True
+        line.show(f"simulated {describe_time(sim_now)} | {events:,} events | {rate:,.0f} events/s")
 
-    def note(self, line: str) -> None:
-        """A line of its own (e.g. waiting for Kafka), not overwritten by the next status."""
-        if self._shown and self._tty:
-            self._out.write("\n")
-            self._shown = False
-        self._out.write(line + "\n")
-        self._out.flush()
-
-    def done(self) -> None:
-        if self._shown and self._tty:
-            self._out.write("\n")
-            self._out.flush()
+    return progress
 
 
 def print_summary(summary: Summary, *, pack_titles: dict[str, str], out: TextIO) -> None:

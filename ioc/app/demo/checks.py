@@ -1,5 +1,6 @@
 """Entry checks of the demo, before anything starts: a writable data directory that no other
-demo holds, a free dashboard port, and how a database is named without its password."""
+demo holds, a free dashboard port, how a database is named without its password, and how an
+error becomes the one line the demo prints."""
 
 from __future__ import annotations
 
@@ -18,6 +19,12 @@ from ioc.core.errors import IocError
 
 class DemoError(IocError):
     """The demo cannot start; the message is one line saying what to do."""
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception as one short line (drivers' messages span lines and quote whole queries)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def check_data_dir(path: Path) -> None:

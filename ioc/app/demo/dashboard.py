@@ -1,5 +1,4 @@
-"""Callback step of the demo: the production dashboard app behind the same waitress server as
-`ioc dashboard`, served from a thread of the demo's process so it can share the live clock."""
+"""The demo's dashboard: `ioc dashboard`'s app and server, in a thread sharing the live clock."""
 
 from __future__ import annotations
 
@@ -18,15 +17,17 @@ from ioc.app.settings import Settings
 
 
 class Dashboard:
-    """The production app (layouts.app.create_app) behind waitress, in a thread of this process."""
+    """The production app (built as `ioc dashboard` builds it) behind waitress, in a thread of
+    this process."""
 
     def __init__(self, settings: Settings, clock: Callable[[], datetime], threads: int) -> None:
         from waitress.server import create_server
 
-        from layouts.app import create_app
+        from ioc.app.commands.dashboard import dashboard_app
 
         # The demo runs on a laptop for one person: no login (the page and the log say so).
-        app = create_app(settings, clock=clock, auth=False)
+        app = dashboard_app(settings, threads=threads, clock=clock, auth=False)
+        self._data = app.server.config["IOC_DATA"]
         try:
             self._server: Any = create_server(
                 app.server,
@@ -36,6 +37,7 @@ class Dashboard:
                 ident="ioc-dashboard",
             )
         except OSError as exc:
+            self._data.close()
             raise DemoError(
                 f"cannot serve the dashboard on {settings.dashboard_host}:"
                 f"{settings.dashboard_port} ({exc.strerror or exc}); choose another --port"
@@ -51,6 +53,8 @@ class Dashboard:
         with contextlib.suppress(Exception):  # best effort: the process is about to exit
             self._server.task_dispatcher.shutdown(timeout=2)
             self._server.close()
+        with contextlib.suppress(Exception):
+            self._data.close()  # its pool's connections, before the database stops
 
 
 def dashboard_available() -> bool:

@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from ioc.app.demo.plan import Interval, Pass, Plan, merge
+from ioc.core.sinks import Sink
 from simulators.core import Item
-from simulators.sinks import Sink
 from streams.transport.bus import Bus
 
 _CHECK_EVERY = 512  # items between checks of stop, backpressure and progress
@@ -103,8 +103,15 @@ class CountingSink:
         self._low = high_water // 2
         self._stop = stop or threading.Event()
 
-    def send(self, topic: str, key: bytes | None, value: bytes) -> None:
-        self.inner.send(topic, key, value)
+    def send(
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        partition: int | None = None,
+        time_ms: int | None = None,
+    ) -> None:
+        self.inner.send(topic, key, value, partition, time_ms)
         self.sent += 1
         if self._backlog is not None and not self.sent % _CHECK_EVERY:
             self._hold(self._backlog)

@@ -1,8 +1,9 @@
 """The whole data path in one process for the demo: simulator -> topic -> consumer -> table ->
 query -> callback -> map, on the embedded database and the in-process bus (or real services).
 
-Start order: data directory, database (+ migrations), feeds, dashboard; stop order is the
-reverse, so the last batch is committed before the database goes away.
+This module owns the order: start data directory, database (+ migrations), feeds, dashboard;
+watch and report progress; stop in the reverse order, so the last batch is committed before the
+database goes away. Each step's parts live beside it (database, pipeline, feeder, dashboard).
 """
 
 from __future__ import annotations
@@ -12,34 +13,47 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
-import psycopg
-from psycopg.conninfo import conninfo_to_dict, make_conninfo
-
-from ioc.app.demo.checks import DataDirLock, DemoError, check_data_dir, check_port, redact
-from ioc.app.demo.dashboard import Dashboard, dashboard_available, preload, wait_answering
-from ioc.app.demo.feeder import (
-    BusOffsets,
-    CountingSink,
-    Durability,
-    Feeder,
-    FlushedDurability,
-    IngestedDurability,
-    LiveClock,
+from ioc.app.demo.checks import (
+    DataDirLock,
+    DemoError,
+    check_data_dir,
+    check_port,
+    one_line,
+    redact,
 )
-from ioc.app.demo.plan import DemoState, Plan, load_state, make_plan, save_state
+from ioc.app.demo.dashboard import Dashboard, dashboard_available, preload, wait_answering
+from ioc.app.demo.database import (
+    Database,
+    embedded_database,
+    given_database,
+    latest_event_time,
+    migrate_database,
+    total_lag,
+)
+from ioc.app.demo.feeder import Feeder, LiveClock
+from ioc.app.demo.pipeline import (
+    Transport,
+    build_ingestor,
+    bus_transport,
+    close_ingest,
+    kafka_transport,
+    stream_items,
+)
+from ioc.app.demo.plan import DemoState, Plan, StateError, load_state, make_plan, save_state
 from ioc.app.demo.progress import RateMeter, StatusLine, format_bar
 from ioc.app.settings import Settings
+from ioc.core.citypack import load_pack
+from ioc.core.feeds import FEEDS
+from streams.ingest.loop import build_routes
+from streams.ingest.writers.registry import WRITERS
 
 log = logging.getLogger("ioc.app.demo")
 
-BUS_GROUP = "ioc-demo"
-BUS_RETENTION = 25_000  # records kept per partition: bounds memory on long runs
 STATE_EVERY_S = 5.0
 DRAIN_TIMEOUT_S = 10.0
 
@@ -63,12 +77,6 @@ class DemoOptions:
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}/"
-
-
-# -- checks before anything starts ------------------------------------------------------------
-
-
-# -- the run ----------------------------------------------------------------------------------
 
 
 class Demo:
@@ -114,23 +122,23 @@ class Demo:
                 check_port(opts.host, opts.port)
                 importing = preload()
             self._log_to_file()
-            admin, reader, db_key = self._database()
-            self._db_key = db_key
-            self._admin = admin
-            self._migrate(admin)
+            db = self._database()
+            self._db_key = db.key
+            self._admin = db.admin
+            migrate_database(db.admin, self.settings.db_schema)
             clock = LiveClock(opts.speed)
-            plan = self._plan(admin, db_key)
+            plan = self._plan(db)
             # Feeds first: regenerating the stream up to the newest hours is the long pole.
-            feeder, consumed = self._feeds(admin, plan, clock)
+            feeder, consumed = self._feeds(db, plan, clock)
             if opts.dashboard:
                 if importing is not None:
                     importing.join()
-                self._dashboard(reader, clock)
-            self._watch(feeder, consumed, plan, db_key, started)
+                self._dashboard(db.reader, clock)
+            self._watch(feeder, consumed, plan, db.key, started)
         finally:
             self._shutdown()
         if self._failure is not None:
-            raise DemoError(_one_line(self._failure))
+            raise DemoError(one_line(self._failure))
         return 0
 
     # -- steps ------------------------------------------------------------------------------
@@ -144,39 +152,15 @@ class Demo:
         for noisy in ("kafka", "waitress.queue"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
 
-    def _database(self) -> tuple[str, str, str]:
-        """(admin url, reader url, key naming the database) of the embedded or given server."""
-        if self.opts.database_url:
-            url = self.opts.database_url
+    def _database(self) -> Database:
+        """The server the user gave, else the embedded one (stopped last, by the cleanups)."""
+        url = self.opts.database_url
+        if url:
             self.say(f"database: {redact(url)}")
-            return url, url, f"{redact(url)} schema={self.settings.db_schema}"
-        from ioc.app.demo.embedded import READER_ROLE, EmbeddedError, EmbeddedPostgres
-
-        t0 = time.monotonic()
-        try:
-            pg = EmbeddedPostgres(self.opts.data_dir, log.info)
-            self._cleanups.append(("database", pg.stop))
-            pg.start()
-        except EmbeddedError as exc:
-            raise DemoError(str(exc)) from None
-        who = f" as user {pg.run_as.name}" if pg.run_as else ""
-        self.say(
-            f"embedded PostgreSQL {pg.server_version()} in {pg.root}{who} "
-            f"({'created' if pg.initialised_now else 'reused'}, {time.monotonic() - t0:.1f} s)"
+            return given_database(url, self.settings.db_schema)
+        return embedded_database(
+            self.opts.data_dir, self.say, lambda stop: self._cleanups.append(("database", stop))
         )
-        return pg.url(), pg.url(READER_ROLE), f"embedded:{pg.data}"
-
-    def _migrate(self, admin: str) -> None:
-        from ioc.core.db.migrate import MigrationError, migrate
-
-        try:
-            result = migrate(admin, schema=self.settings.db_schema)
-        except MigrationError as exc:
-            raise DemoError(str(exc)) from None
-        except psycopg.OperationalError as exc:
-            raise DemoError(f"cannot reach the database: {_one_line(exc)}") from None
-        if result.applied:
-            log.info("migrations applied: %s", result.applied)
 
     def _dashboard(self, reader: str, clock: LiveClock) -> None:
         if not dashboard_available():
@@ -202,19 +186,17 @@ class Demo:
         elif not self.stop.is_set():
             self.say(f"the dashboard at {url} does not answer; see {self.opts.data_dir}/demo.log")
 
-    def _plan(self, admin: str, db_key: str) -> Plan:
-        from ioc.app.demo.plan import StateError
-
+    def _plan(self, db: Database) -> Plan:
         try:
             state = load_state(self.opts.data_dir)
         except StateError as exc:
             raise DemoError(str(exc)) from None
-        latest = latest_event_time(admin, self.settings.db_schema)
+        latest = latest_event_time(db.admin, self.settings.db_schema)
         plan = make_plan(
             now=int(self._now()),
             days=self.opts.days,
             state=state,
-            database=db_key,
+            database=db.key,
             latest_in_db=latest,
             seed=self.opts.seed,
             volume_scale=self.opts.volume_scale,
@@ -227,86 +209,33 @@ class Demo:
             self.say(f"{plan.reason}: history complete, nothing to backfill")
         return plan
 
-    def _feeds(self, admin: str, plan: Plan, clock: LiveClock) -> tuple[Feeder, Callable[[], int]]:
+    def _feeds(
+        self, db: Database, plan: Plan, clock: LiveClock
+    ) -> tuple[Feeder, Callable[[], int]]:
         """Ingest thread and feeder thread over the bus (or Kafka)."""
-        from ioc.app.connect import connector
-        from ioc.core.citypack import load_pack
-        from ioc.core.feeds import FEEDS
-        from streams.ingest.loop import IngestOptions, Ingestor, build_routes
-        from streams.ingest.writers.registry import WRITERS
-
         settings = self.settings
         pack = load_pack(settings.city_pack)
         routes = build_routes(FEEDS, WRITERS, settings.topic)
-        writer_url = admin if self.opts.database_url else _as_role(admin, "ioc_writer")
-        connect = connector(writer_url, settings.db_schema, "ioc-demo-ingest")
         ingest_stop = threading.Event()
         self._ingest_stop = ingest_stop
-        source, sink, durability = self._transport(list(routes), ingest_stop)
-        ingestor = Ingestor(
-            source,
-            routes,
-            connect,
-            pack,
-            options=IngestOptions(log_every_s=30.0),
-            stop=ingest_stop,
-            # Accelerated live time runs ahead of the wall clock; events are not "from the
-            # future" for the demo's own consumer.
-            wallclock=lambda: datetime.fromtimestamp(max(clock.now(), time.time()), UTC),
-            earliest=settings.earliest_event_time,
-        )
-        feeder = Feeder(plan, self._items(plan, pack), sink, durability, clock, self.stop)
-        self._start("ingest", ingestor.run, lambda: _close_ingest(ingestor, source))
+        transport = self._transport(list(routes), ingest_stop)
+        source, sink = transport.source, transport.sink
+        ingestor = build_ingestor(source, routes, db.writer, settings, pack, clock, ingest_stop)
+        items = stream_items(plan, pack)
+        feeder = Feeder(plan, items, sink, transport.durability, clock, self.stop)
+        self._start("ingest", ingestor.run, lambda: close_ingest(ingestor, source))
         self._start("simulators", feeder.run, sink.close)
         self._feeder = feeder
         return feeder, lambda: ingestor.totals.records
 
-    def _transport(
-        self, topics: list[str], ingest_stop: threading.Event
-    ) -> tuple[Any, CountingSink, Durability]:
-        """(record source, sink, durability) over Kafka when given, else the in-process bus."""
-        if self.opts.kafka_bootstrap:
-            from simulators.sinks import KafkaSink, SinkError, feed_topics
-            from streams.transport.kafka_source import BrokerUnavailable, KafkaSource
-
-            bootstrap = self.opts.kafka_bootstrap
-            try:
-                kafka = KafkaSink(bootstrap, topic_name=self.settings.topic)
-                kafka.ensure_topics(feed_topics(self.settings.topic))
-                source = KafkaSource(
-                    bootstrap, self.settings.consumer_group, topics, stop=ingest_stop
-                )
-            except (SinkError, BrokerUnavailable) as exc:
-                raise DemoError(f"Kafka at {bootstrap}: {_one_line(exc)}") from None
-            self.say(f"feeds: Kafka at {bootstrap} (group {self.settings.consumer_group})")
-            counting = CountingSink(kafka)
-            return source, counting, FlushedDurability(counting)
-        from simulators.sinks import BusSink
-        from streams.transport.bus import Bus
-        from streams.transport.bus_source import BusSource
-
-        bus = Bus(retention=BUS_RETENTION)
-        for topic in topics:
-            bus.create_topic(topic)
-        offsets = BusOffsets(bus, BUS_GROUP, topics)
-        counting = CountingSink(
-            BusSink(bus, topic_name=self.settings.topic), backlog=offsets.backlog, stop=self.stop
-        )
-        return BusSource(bus, BUS_GROUP, topics), counting, IngestedDurability(offsets)
-
-    def _items(self, plan: Plan, pack: Any) -> Callable[[], Iterator[Any]]:
-        from ioc.core.contracts import VN_TZ
-        from simulators.engine import SimConfig, generate
-        from simulators.params import SimParams
-
-        params = replace(SimParams(), volume_scale=plan.stream.volume_scale)
-        config = SimConfig(
-            start=datetime.fromtimestamp(plan.stream.start, VN_TZ),
-            duration=None,
-            seed=plan.stream.seed,
-            params=params,
-        )
-        return lambda: generate(config, pack)
+    def _transport(self, topics: list[str], ingest_stop: threading.Event) -> Transport:
+        """Over Kafka when given, else the in-process bus."""
+        bootstrap = self.opts.kafka_bootstrap
+        if not bootstrap:
+            return bus_transport(self.settings, topics, self.stop)
+        transport = kafka_transport(bootstrap, self.settings, topics, ingest_stop)
+        self.say(f"feeds: Kafka at {bootstrap} (group {self.settings.consumer_group})")
+        return transport
 
     def _start(self, name: str, target: Callable[[], object], cleanup: Callable[[], None]) -> None:
         def body() -> None:
@@ -384,7 +313,7 @@ class Demo:
             try:
                 cleanup()
             except Exception as exc:  # keep stopping the rest
-                log.warning("stopping %s: %s", name, _one_line(exc))
+                log.warning("stopping %s: %s", name, one_line(exc))
         self._cleanups.clear()
 
     def _drain(self) -> None:
@@ -395,53 +324,3 @@ class Demo:
         deadline = time.monotonic() + DRAIN_TIMEOUT_S
         while time.monotonic() < deadline and not feeder.settled():
             time.sleep(0.05)
-
-
-def _close_ingest(ingestor: Any, source: Any) -> None:
-    try:
-        ingestor.close()
-    finally:
-        source.close()
-
-
-def _as_role(conninfo: str, role: str) -> str:
-    parts = conninfo_to_dict(conninfo)
-    parts["user"] = role
-    return make_conninfo(**{k: str(v) for k, v in parts.items() if v is not None})
-
-
-def latest_event_time(admin: str, schema: str) -> int | None:
-    """The newest event time any feed has stored (feed_health), in epoch seconds."""
-    from psycopg import sql
-
-    query = sql.SQL("SELECT max(last_event_time) FROM {}.feed_health").format(
-        sql.Identifier(schema)
-    )
-    with psycopg.connect(admin, autocommit=True) as conn:
-        row = conn.execute(query).fetchone()
-    if row is None or row[0] is None:
-        return None
-    value: datetime = row[0]
-    return int(value.timestamp())
-
-
-def total_lag(admin: str, schema: str) -> int | None:
-    """The consumer lag the ingest loop last reported, summed over the feeds (None: unknown)."""
-    from psycopg import sql
-
-    query = sql.SQL("SELECT sum(consumer_lag), count(consumer_lag) FROM {}.feed_health").format(
-        sql.Identifier(schema)
-    )
-    try:
-        with psycopg.connect(admin, autocommit=True, connect_timeout=3) as conn:
-            row = conn.execute(query).fetchone()
-    except psycopg.Error:
-        return None
-    if row is None or not row[1]:
-        return None
-    return int(row[0])
-
-
-def _one_line(exc: BaseException) -> str:
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 300 else text[:297] + "..."

@@ -22,6 +22,7 @@ from ioc.app.services.state import (
     pick_ports,
     pid_matches,
     pid_starting,
+    reusable,
 )
 
 NAME = "kafka"
@@ -216,7 +217,9 @@ def listening(port: int, host: str = "127.0.0.1") -> bool:
 
 def metadata_answers(bootstrap: str, timeout_ms: int = 5000) -> bool:
     """True when the broker answers a metadata request and lists itself as a broker."""
-    from kafka import KafkaAdminClient  # the topic step's client, imported where it is used
+    # Imported here, not at the top: every `ioc` command loads this module (through `ioc
+    # services`) and kafka-python takes ~0.2 s to import, which `ioc --help` should not pay.
+    from kafka import KafkaAdminClient
 
     try:
         admin = KafkaAdminClient(
@@ -280,11 +283,8 @@ def up(
     """Start the broker (fetching jars and formatting storage on first use); returns its state
     entry and whether it was started now (False: already running and reused)."""
     entry = dict(previous or {})
-    if entry and pid_matches(entry.get("pid"), kafka_markers(entry)):
-        log(f"kafka: already running (pid {entry['pid']}, 127.0.0.1:{entry['port']})")
+    if reusable(NAME, entry, kafka_markers(entry), log):
         return entry, False
-    if entry.get("pid") is not None:
-        log(f"kafka: recorded pid {entry['pid']} is gone or not ours; starting afresh")
     java = proc.which("java", "install Java 17 (apt-get install -y openjdk-17-jre-headless)")
     libs = fetch_libs(cache_dir, log)
     home = data_dir / "kafka"

@@ -1,20 +1,50 @@
-"""Process helpers for the topic and table steps: run tools, run as the postgres user, stop pids."""
+"""Process helpers for the topic and table steps: run tools, run as the server's user, stop pids."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import pwd
 import shutil
 import signal
 import subprocess
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from ioc.app.services.state import ServiceError, pid_matches
 
 Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class RunAs:
+    """The unprivileged account a server runs as when we are root (PostgreSQL refuses root)."""
+
+    name: str
+    uid: int
+    gid: int
+
+    @classmethod
+    def named(cls, name: str) -> RunAs | None:
+        """The account `name`, or None when the system has no such user."""
+        try:
+            entry = pwd.getpwnam(name)
+        except KeyError:
+            return None
+        return cls(name, entry.pw_uid, entry.pw_gid)
+
+    def popen_args(self) -> dict[str, Any]:
+        """Popen arguments that drop to this account, with its groups as login would give."""
+        groups = os.getgrouplist(self.name, self.gid)
+        return {"user": self.uid, "group": self.gid, "extra_groups": groups}
+
+
+def as_user(run_as: RunAs | None) -> dict[str, Any]:
+    """Popen arguments that run the child as `run_as` (nothing when we are not root)."""
+    return run_as.popen_args() if run_as is not None else {}
 
 
 def which(name: str, hint: str) -> str:
@@ -38,11 +68,12 @@ def run(
     cwd: Path | None = None,
     log_path: Path | None = None,
     timeout: float = 300.0,
+    run_as: RunAs | None = None,
 ) -> str:
     """Run a tool to completion; on failure raise ServiceError naming it and where its log is.
 
     Output goes to `log_path` when given (appended, so earlier runs stay readable), else it is
-    captured and its last line quoted in the error.
+    captured and its last line quoted in the error. With `run_as` it runs as that account.
     """
     try:
         with contextlib.ExitStack() as stack:
@@ -57,6 +88,7 @@ def run(
                 stderr=subprocess.STDOUT,
                 timeout=timeout,
                 check=False,
+                **as_user(run_as),
             )
         text = (done.stdout or b"").decode("utf-8", errors="replace")
     except subprocess.TimeoutExpired:
@@ -79,11 +111,18 @@ def is_root() -> bool:
     return os.geteuid() == 0
 
 
-def as_postgres(cmd: Sequence[str]) -> list[str]:
-    """`cmd` prefixed to run as the postgres system user when we are root, else unchanged."""
-    if not is_root():
-        return list(cmd)
-    return [which("runuser", "install util-linux"), "-u", "postgres", "--", *cmd]
+def can_reach(run_as: RunAs | None, path: Path, test: str) -> bool:
+    """Whether `run_as` passes `test -<test> path`, e.g. "w" (we, or root, reach everything)."""
+    if run_as is None:
+        return True
+    tool = shutil.which("test") or "/usr/bin/test"
+    try:
+        done = subprocess.run(  # noqa: S603 - fixed argv
+            [tool, f"-{test}", str(path)], check=False, timeout=10, **as_user(run_as)
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0
 
 
 def reap(pid: int) -> None:

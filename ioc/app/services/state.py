@@ -7,7 +7,7 @@ import os
 import secrets
 import socket
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,14 +95,8 @@ def pid_matches(pid: object, markers: Sequence[str], proc: Path = PROC) -> bool:
     """
     if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
         return False
-    try:
-        cmdline = (proc / str(pid) / "cmdline").read_bytes()
-        stat = (proc / str(pid) / "stat").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return False
-    # The state letter follows the parenthesised command name, which may itself hold ')'.
-    fields = stat[stat.rfind(")") + 1 :].split()
-    if fields and fields[0] in {"Z", "X", "x"}:
+    cmdline = _live_cmdline(pid, proc)
+    if cmdline is None:
         return False
     text = cmdline.replace(b"\0", b" ").decode("utf-8", errors="replace")
     return all(marker in text for marker in markers)
@@ -111,13 +105,34 @@ def pid_matches(pid: object, markers: Sequence[str], proc: Path = PROC) -> bool:
 def pid_starting(pid: int, proc: Path = PROC) -> bool:
     """True if `pid` is alive with an empty command line: a child just exec'd, whose arguments
     the kernel does not show yet (seen for the broker's JVM, about 1 start in 4)."""
+    return _live_cmdline(pid, proc) == b""
+
+
+def _live_cmdline(pid: int, proc: Path) -> bytes | None:
+    """The raw command line of a live, non-zombie `pid`; None when it is gone or a zombie."""
     try:
         cmdline = (proc / str(pid) / "cmdline").read_bytes()
         stat = (proc / str(pid) / "stat").read_text(encoding="utf-8", errors="replace")
     except OSError:
-        return False
+        return None
+    # The state letter follows the parenthesised command name, which may itself hold ')'.
     fields = stat[stat.rfind(")") + 1 :].split()
-    return not cmdline and bool(fields) and fields[0] not in {"Z", "X", "x"}
+    if not fields or fields[0] in {"Z", "X", "x"}:
+        return None
+    return cmdline
+
+
+def reusable(
+    name: str, entry: Mapping[str, Any], markers: Sequence[str], log: Callable[[str], None]
+) -> bool:
+    """True when the service's recorded process still runs (`up` reuses it); else says why a
+    recorded pid is not reused."""
+    if entry and pid_matches(entry.get("pid"), markers):
+        log(f"{name}: already running (pid {entry['pid']}, 127.0.0.1:{entry['port']})")
+        return True
+    if entry.get("pid") is not None:
+        log(f"{name}: recorded pid {entry['pid']} is gone or not ours; starting afresh")
+    return False
 
 
 # Services listen below the kernel's ephemeral range: a port from that range (what binding port 0

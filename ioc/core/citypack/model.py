@@ -11,7 +11,7 @@ from pathlib import Path
 from ioc.core.errors import IocError
 
 WARD_CODE_RE = re.compile(r"^\d{5}$")
-KINDS = ("phuong", "xa")
+KINDS = ("phuong", "xa", "dac_khu")
 WARD_COLUMNS = ("code", "name", "kind", "population", "area_km2", "lat", "lon", "successors")
 UNIT_COLUMNS = ("code", "name", "lat", "lon", "constituents", "population_2019_whole")
 

@@ -18,6 +18,16 @@ from ioc.core.citypack.model import (
     read_units,
     read_wards,
 )
+from ioc.core.citypack.national.load import (
+    NATIONAL,
+    ProvinceInfo,
+    is_national,
+    read_communes,
+    read_provinces,
+    read_shapes,
+    selected_provinces,
+    units_of,
+)
 from ioc.core.citypack.shapes import feature_collection, match_pack, read_boundaries
 
 PACKS_DIR = Path(__file__).resolve().parent.parent / "packs"
@@ -36,6 +46,10 @@ class CityPack:
         units_2025: Sequence[Unit2025],
         shapes: dict[str, Any],
         shapes_source: str,
+        *,
+        province_of: dict[str, str] | None = None,
+        provinces: Sequence[ProvinceInfo] = (),
+        population_estimated: bool = False,
     ) -> None:
         self.name = name
         self.title = title
@@ -47,6 +61,11 @@ class CityPack:
         self._shapes = dict(shapes)
         self.codes: frozenset[str] = frozenset(self._by_code)
         self.population_total: int = sum(w.population for w in self.wards)
+        # National packs: each commune's province, the provinces, and whether the population
+        # figures are estimates (they are, for every commune of the national pack).
+        self.province_of: dict[str, str] = dict(province_of or {})
+        self.provinces: tuple[ProvinceInfo, ...] = tuple(provinces)
+        self.population_estimated = population_estimated
 
     def __repr__(self) -> str:
         return f"CityPack({self.name!r}, {len(self.wards)} wards, shapes={self.shapes_source!r})"
@@ -99,6 +118,8 @@ class CityPack:
 
 def pack_dir(name: str) -> Path:
     """The directory of a shipped pack; PackError naming the available ones otherwise."""
+    if is_national(name):
+        return PACKS_DIR / NATIONAL
     if not _NAME_RE.match(name) or not (PACKS_DIR / name / "wards.csv").is_file():
         raise PackError(
             f"unknown city pack {name!r} (available: {', '.join(available_packs()) or 'none'})"
@@ -107,10 +128,13 @@ def pack_dir(name: str) -> Path:
 
 
 def available_packs() -> tuple[str, ...]:
-    """Names of the packs shipped in ioc/packs."""
+    """Names of the packs shipped in ioc/core/packs (`vn` stands for vn-<province> too)."""
     if not PACKS_DIR.is_dir():
         return ()
-    return tuple(sorted(p.name for p in PACKS_DIR.iterdir() if (p / "wards.csv").is_file()))
+    found = {p.name for p in PACKS_DIR.iterdir() if (p / "wards.csv").is_file()}
+    if (PACKS_DIR / NATIONAL / "communes.csv").is_file():
+        found.add(NATIONAL)
+    return tuple(sorted(found))
 
 
 def _title(directory: Path) -> str:
@@ -125,8 +149,36 @@ def _title(directory: Path) -> str:
     return str(title)
 
 
+def _load_national(name: str, boundary_file: str | None, code_property: str) -> CityPack:
+    directory = pack_dir(name)
+    provinces = read_provinces(directory)
+    chosen = selected_provinces(name, provinces)
+    wards, province_of = read_communes(directory, chosen)
+    if boundary_file is None:
+        shapes, source = read_shapes(directory, chosen), "schematic"
+    else:
+        path = Path(boundary_file)
+        shapes, source = read_boundaries(path, code_property), boundary_file
+        match_pack(path, shapes, wards)
+    picked = [p for p in provinces if p.code in chosen]
+    title = picked[0].short_name if len(picked) == 1 else _title(directory)
+    return CityPack(
+        name,
+        title,
+        wards,
+        units_of(wards),
+        shapes,
+        source,
+        province_of=province_of,
+        provinces=picked,
+        population_estimated=True,
+    )
+
+
 @lru_cache(maxsize=8)
 def _load(name: str, boundary_file: str | None, code_property: str) -> CityPack:
+    if is_national(name):
+        return _load_national(name, boundary_file, code_property)
     directory = pack_dir(name)
     wards = read_wards(directory / "wards.csv")
     units = read_units(directory / "units_2025.csv")

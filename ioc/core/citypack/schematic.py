@@ -45,6 +45,15 @@ class Frame:
     def to_km(self, lon: float, lat: float) -> tuple[float, float]:
         return (lon - self.lon0) * self.kx, (lat - self.lat0) * KM_PER_DEG_LAT
 
+    def geom_to_km(self, geom: Any) -> Any:
+        def there(xy: Any) -> Any:
+            out = np.empty_like(xy)
+            out[:, 0] = (xy[:, 0] - self.lon0) * self.kx
+            out[:, 1] = (xy[:, 1] - self.lat0) * KM_PER_DEG_LAT
+            return out
+
+        return shapely.transform(geom, there)
+
     def to_deg(self, geom: Any) -> Any:
         def back(xy: Any) -> Any:
             out = np.empty_like(xy)
@@ -94,7 +103,7 @@ def _outline(frame: Frame, wards: Sequence[Ward], water: Sequence[WaterDisk]) ->
     return land.simplify(SIMPLIFY_KM)
 
 
-def _half_planes(sites: np.ndarray, weights: np.ndarray, i: int) -> Any:
+def half_planes(sites: np.ndarray, weights: np.ndarray, i: int) -> Any:
     """For each j != i, the points x with |x-a|^2 - w_i <= |x-b|^2 - w_j as a large quadrilateral
     (a = sites[i], b = sites[j]): the side of the power bisector where site i wins."""
     others = np.arange(len(sites)) != i
@@ -113,7 +122,7 @@ def _half_planes(sites: np.ndarray, weights: np.ndarray, i: int) -> Any:
 def _power_cells(sites: np.ndarray, weights: np.ndarray, land: Any) -> list[Any]:
     frame = land.envelope.buffer(10.0)
     return [
-        shapely.intersection_all([frame, *_half_planes(sites, weights, i)]).intersection(land)
+        shapely.intersection_all([frame, *half_planes(sites, weights, i)]).intersection(land)
         for i in range(len(sites))
     ]
 
@@ -195,11 +204,23 @@ def _attach_orphans(shapes: dict[str, Any], orphans: list[Polygon]) -> None:
     # Pieces touching no ward (islets cut off by the water) are left out of the map.
 
 
-def schematic_shapes(wards: Sequence[Ward], water: Sequence[WaterDisk] = ()) -> dict[str, Polygon]:
-    """One Polygon per ward code, containing its centroid, on a 1e-5 degree grid; deterministic."""
+def outline(wards: Sequence[Ward], water: Sequence[WaterDisk] = ()) -> Any:
+    """The drawn land of these wards (disks sized by area, merged, water cut out), in degrees."""
+    frame = Frame(wards)
+    return frame.to_deg(_outline(frame, wards, water))
+
+
+def schematic_shapes(
+    wards: Sequence[Ward], water: Sequence[WaterDisk] = (), land_deg: Any = None
+) -> dict[str, Polygon]:
+    """One Polygon per ward code, containing its centroid, on a 1e-5 degree grid; deterministic.
+
+    The cells fill `land_deg` (degrees) when given (a province's share of the country), else
+    the outline drawn from the wards themselves.
+    """
     frame = Frame(wards)
     sites = np.array([frame.to_km(w.lon, w.lat) for w in wards])
-    land = _outline(frame, wards, water)
+    land = _outline(frame, wards, water) if land_deg is None else frame.geom_to_km(land_deg)
     for w, s in zip(wards, sites, strict=True):
         if not land.contains(Point(s)):
             raise PackError(f"ward {w.code}: its centroid lies in water or outside the outline")

@@ -16,7 +16,15 @@ from ioc.core.contracts.base import (
     Rejected,
     WardIndex,
 )
-from ioc.core.contracts.decode import SCHEMAS, Event, decode_event, encode_event, schema_of
+from ioc.core.contracts.decode import (
+    CONTRACTS,
+    SCHEMAS,
+    Event,
+    decode_event,
+    encode_event,
+    feed_of,
+    schema_of,
+)
 from ioc.core.contracts.dossiers import (
     DOSSIER_CHANNELS,
     DOSSIER_KINDS,
@@ -64,6 +72,7 @@ from ioc.core.contracts.transitions import (
 
 __all__ = [
     "ABSURD_LIMITS",
+    "CONTRACTS",
     "DOSSIER_CHANNELS",
     "DOSSIER_KINDS",
     "DOSSIER_LIFECYCLE",
@@ -114,6 +123,7 @@ __all__ = [
     "decode_event",
     "dossier_outcome",
     "encode_event",
+    "feed_of",
     "is_cashless",
     "schema_of",
 ]

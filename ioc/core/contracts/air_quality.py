@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Final
 
 from ioc.core.contracts.base import EventBase, Rejected, WardIndex, check_id, check_ward
+from ioc.core.feeds import AIR_QUALITY
 
 POLLUTANTS: Final[tuple[str, ...]] = ("pm25", "pm10", "no2", "o3", "so2", "co")
 # Far beyond anything a real city station reports (µg/m³); a larger value is a sensor fault.
@@ -18,7 +19,7 @@ ABSURD_LIMITS: Final[dict[str, float]] = {
 }
 
 
-class AirQualityEvent(EventBase, frozen=True, kw_only=True, tag="ioc.air_quality.v1"):
+class AirQualityEvent(EventBase, frozen=True, kw_only=True, tag=AIR_QUALITY.schema):
     """Mean concentrations (µg/m³) over the period ending at event_time; None = no value."""
 
     station_id: str

@@ -24,19 +24,39 @@ from ioc.core.contracts.base import (
 from ioc.core.contracts.dossiers import DossierEvent, check_dossier
 from ioc.core.contracts.feedback import FeedbackEvent, check_feedback
 from ioc.core.contracts.payments import PaymentEvent, check_payment
+from ioc.core.feeds import FEEDS, Feed
 
 Event: TypeAlias = DossierEvent | PaymentEvent | FeedbackEvent | AirQualityEvent
 
-_CLASSES: Final[tuple[type[EventBase], ...]] = (
-    DossierEvent,
-    PaymentEvent,
-    FeedbackEvent,
-    AirQualityEvent,
+
+def _contracts_by_feed(classes: tuple[type[EventBase], ...]) -> dict[Feed, type[EventBase]]:
+    """Each registry feed's contract, matched by schema tag; RuntimeError on any mismatch.
+
+    Checked at import so that a feed added to the registry without its contract (or a contract
+    whose message key field is missing) fails every process at once, not one consumer at run time.
+    """
+    by_tag = {str(cls.__struct_config__.tag): cls for cls in classes}
+    out: dict[Feed, type[EventBase]] = {}
+    for feed in FEEDS:
+        cls = by_tag.pop(feed.schema, None)
+        if cls is None or feed.key_field not in cls.__struct_fields__:
+            raise RuntimeError(
+                f"feed {feed.name}: no contract {feed.schema} with key field {feed.key_field}"
+            )
+        out[feed] = cls
+    if by_tag:
+        raise RuntimeError(f"contracts of no registered feed: {', '.join(sorted(by_tag))}")
+    return out
+
+
+CONTRACTS: Final[Mapping[Feed, type[EventBase]]] = MappingProxyType(
+    _contracts_by_feed((DossierEvent, PaymentEvent, FeedbackEvent, AirQualityEvent))
 )
 SCHEMAS: Final[Mapping[str, type[EventBase]]] = MappingProxyType(
-    {str(cls.__struct_config__.tag): cls for cls in _CLASSES}
+    {feed.schema: cls for feed, cls in CONTRACTS.items()}
 )
-_SCHEMA_OF: Final[dict[type[EventBase], str]] = {cls: name for name, cls in SCHEMAS.items()}
+_FEED_OF: Final[dict[type[EventBase], Feed]] = {cls: feed for feed, cls in CONTRACTS.items()}
+_SCHEMA_OF: Final[dict[type[EventBase], str]] = {cls: f.schema for cls, f in _FEED_OF.items()}
 
 _ENCODER: Final = msgspec.json.Encoder()
 _DECODER: Final = msgspec.json.Decoder(Event)
@@ -75,6 +95,11 @@ _CASE_START: Final[dict[type[EventBase], str]] = {
 def schema_of(ev: Event) -> str:
     """The schema name (= base topic) of an event."""
     return _SCHEMA_OF[type(ev)]
+
+
+def feed_of(ev: Event) -> Feed:
+    """The registry feed an event travels on."""
+    return _FEED_OF[type(ev)]
 
 
 def encode_event(ev: Event) -> bytes:

@@ -15,6 +15,7 @@ from ioc.core.contracts.base import (
     check_order,
     check_ward,
 )
+from ioc.core.feeds import DOSSIERS
 
 DossierKind = Literal[
     "received",
@@ -49,7 +50,7 @@ SERVICE_LEVELS: Final[tuple[str, ...]] = get_args(ServiceLevel)
 VN_TZ: Final = timezone(timedelta(hours=7), "Asia/Ho_Chi_Minh")
 
 
-class DossierEvent(EventBase, frozen=True, kw_only=True, tag="ioc.dossiers.v1"):
+class DossierEvent(EventBase, frozen=True, kw_only=True, tag=DOSSIERS.schema):
     """A step in the life of one dossier (hồ sơ TTHC); keyed by dossier_id.
 
     Every event repeats the case's static fields so that any one of them can create the case.

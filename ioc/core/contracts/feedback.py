@@ -15,6 +15,7 @@ from ioc.core.contracts.base import (
     check_id,
     check_order,
 )
+from ioc.core.feeds import FEEDBACK
 
 FeedbackKind = Literal["submitted", "assigned", "resolved", "rejected", "rated"]
 FeedbackCategory = Literal[
@@ -29,7 +30,7 @@ URGENCIES: Final[tuple[str, ...]] = get_args(Urgency)
 FEEDBACK_CHANNELS: Final[tuple[str, ...]] = get_args(FeedbackChannel)
 
 
-class FeedbackEvent(EventBase, frozen=True, kw_only=True, tag="ioc.feedback.v1"):
+class FeedbackEvent(EventBase, frozen=True, kw_only=True, tag=FEEDBACK.schema):
     """A step in the life of one citizen report; keyed by report_id.
 
     ward_code may be absent: decoding then derives it from (lat, lon) through the city pack.

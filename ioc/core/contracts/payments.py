@@ -12,6 +12,7 @@ from ioc.core.contracts.base import (
     check_id,
     check_ward,
 )
+from ioc.core.feeds import PAYMENTS
 
 MerchantType = Literal["market_stall", "shop", "public_service_fee", "utility_bill", "tax"]
 PaymentChannel = Literal[
@@ -26,7 +27,7 @@ PAYMENT_STATUSES: Final[tuple[str, ...]] = get_args(PaymentStatus)
 PUBLIC_COUNTER_TYPES: Final[frozenset[str]] = frozenset({"public_service_fee", "tax"})
 
 
-class PaymentEvent(EventBase, frozen=True, kw_only=True, tag="ioc.payments.v1"):
+class PaymentEvent(EventBase, frozen=True, kw_only=True, tag=PAYMENTS.schema):
     """One payment; keyed by merchant_id so that a merchant's payments stay in order."""
 
     payment_id: str

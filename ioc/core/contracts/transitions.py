@@ -16,6 +16,8 @@ from functools import cached_property
 from types import MappingProxyType
 from typing import Final
 
+from ioc.core.feeds import DOSSIERS, FEEDBACK
+
 
 @dataclass(frozen=True)
 class Lifecycle:
@@ -106,5 +108,5 @@ class CaseHistory:
 
 
 LIFECYCLES: Final[Mapping[str, Lifecycle]] = MappingProxyType(
-    {"ioc.dossiers.v1": DOSSIER_LIFECYCLE, "ioc.feedback.v1": FEEDBACK_LIFECYCLE}
+    {DOSSIERS.schema: DOSSIER_LIFECYCLE, FEEDBACK.schema: FEEDBACK_LIFECYCLE}
 )

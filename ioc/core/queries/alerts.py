@@ -1,21 +1,26 @@
-"""Query step of the wall's alerts: the conditions (pure, from a snapshot's numbers), recent dead
-letters, and acknowledgements read and written in table alert_acks."""
+"""Query step of the wall's alerts: what each is about, their conditions, dead letters, acks."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import pandas as pd
 import psycopg
 
+from ioc.core.feeds import AIR_QUALITY, DOSSIERS, FEED_NAMES
 from ioc.core.health import FeedHealth
 from ioc.core.queries.window import CITY
+from ioc.core.targets import DashboardConfig
 
-KINDS: Final = ("aqi", "overdue_backlog", "feed_stalled", "dead_letters")
+AlertKind = Literal["feed_stalled", "aqi", "dead_letters", "overdue_backlog"]
+# Most severe first: the wall lists alerts in this order.
+KINDS: Final[tuple[AlertKind, ...]] = ("feed_stalled", "aqi", "dead_letters", "overdue_backlog")
+# The kinds raised for one ward, with the feed whose numbers raise them.
+WARD_KINDS: Final[Mapping[str, str]] = {"aqi": AIR_QUALITY.name, "overdue_backlog": DOSSIERS.name}
 
 RECENT_DEAD: Final = """
 SELECT count(*) FROM dead_letters WHERE received_at >= %(since)s
@@ -46,17 +51,74 @@ class Thresholds:
     stale_after_s: Mapping[str, float]
     dead_letter_spike: int
 
+    @classmethod
+    def of(cls, config: DashboardConfig) -> Thresholds:
+        """The thresholds a pack's dashboard configuration sets."""
+        a = config.alerts
+        return cls(
+            aqi_min=a.aqi_min,
+            overdue_backlog_max=a.overdue_backlog_max,
+            feed_stalled_after_s=a.feed_stalled_after_s,
+            stale_after_s=config.stale_after_s,
+            dead_letter_spike=a.dead_letter_spike,
+        )
+
+
+@dataclass(frozen=True)
+class AlertRef:
+    """What an alert is about, which is what an acknowledgement names: a kind and its subject,
+    a ward code (aqi, overdue_backlog), a feed (feed_stalled) or "city" (dead_letters)."""
+
+    kind: AlertKind
+    subject: str
+
+    @property
+    def ward(self) -> str | None:
+        """The ward the alert is about; None for an alert about the whole city."""
+        return self.subject if self.kind in WARD_KINDS else None
+
+    @property
+    def feed(self) -> str | None:
+        """The feed whose numbers raise the alert; None for dead letters (any feed's)."""
+        if self.kind == "feed_stalled":
+            return self.subject
+        return WARD_KINDS.get(self.kind)
+
+    @property
+    def key(self) -> str:
+        """Its row key in alert_acks; written and matched here only, never read back apart."""
+        return f"{self.kind}:{self.subject}"
+
+    @classmethod
+    def named(cls, kind: object, subject: object, wards: Collection[str]) -> AlertRef | None:
+        """The alert a (possibly forged) kind and subject name, or None when they name none:
+        a ward kind needs a ward of `wards`, feed_stalled a feed, dead_letters the city."""
+        if not isinstance(subject, str):
+            return None
+        found = next((k for k in KINDS if k == kind), None)
+        if found is None:
+            return None
+        if found in WARD_KINDS:
+            valid = subject in wards
+        elif found == "feed_stalled":
+            valid = subject in FEED_NAMES
+        else:
+            valid = subject == CITY
+        return cls(found, subject) if valid else None
+
 
 @dataclass(frozen=True)
 class Alert:
-    """One active alert; `key` identifies the condition (kind:subject) for acknowledgement."""
+    """One active alert: what it is about, the value that raised it, and whether it is acked."""
 
-    key: str
-    kind: str
-    subject: str  # ward code, feed name or "city"
+    ref: AlertRef
     value: float
     threshold: float
     acked: bool = False
+
+    @property
+    def kind(self) -> AlertKind:
+        return self.ref.kind
 
 
 def feed_stalled(h: FeedHealth, stale_after_s: float, stalled_after_s: float) -> bool:
@@ -73,6 +135,29 @@ def feed_stalled(h: FeedHealth, stale_after_s: float, stalled_after_s: float) ->
     return waiting and (since_ingest is None or since_ingest > stalled_after_s)
 
 
+def _ward_alerts(kpis: pd.DataFrame, t: Thresholds) -> list[Alert]:
+    out: list[Alert] = []
+    for ward in (str(w) for w in kpis.index if w != CITY):
+        aqi = float(kpis["aqi"].get(ward, math.nan))
+        if not math.isnan(aqi) and aqi >= t.aqi_min:
+            out.append(Alert(AlertRef("aqi", ward), aqi, t.aqi_min))
+        backlog = float(kpis["overdue_backlog"].get(ward, 0))
+        if backlog > t.overdue_backlog_max:
+            out.append(Alert(AlertRef("overdue_backlog", ward), backlog, t.overdue_backlog_max))
+    return out
+
+
+def _feed_alerts(health: Sequence[FeedHealth], t: Thresholds) -> list[Alert]:
+    out: list[Alert] = []
+    for h in health:
+        stale = t.stale_after_s.get(h.feed, t.feed_stalled_after_s)
+        if feed_stalled(h, stale, t.feed_stalled_after_s):
+            age = h.seconds_since_event
+            value = math.inf if age is None else age
+            out.append(Alert(AlertRef("feed_stalled", h.feed), value, stale))
+    return out
+
+
 def evaluate(
     kpis: pd.DataFrame,
     health: Sequence[FeedHealth],
@@ -81,45 +166,12 @@ def evaluate(
     t: Thresholds,
 ) -> list[Alert]:
     """Active alerts, most severe kind first, then by value (largest first)."""
-    out: list[Alert] = []
-    wards = [w for w in kpis.index if w != CITY]
-    for ward in wards:
-        aqi = float(kpis["aqi"].get(ward, math.nan))
-        if not math.isnan(aqi) and aqi >= t.aqi_min:
-            out.append(Alert(f"aqi:{ward}", "aqi", str(ward), aqi, t.aqi_min))
-        backlog = float(kpis["overdue_backlog"].get(ward, 0))
-        if backlog > t.overdue_backlog_max:
-            out.append(
-                Alert(
-                    f"overdue_backlog:{ward}",
-                    "overdue_backlog",
-                    str(ward),
-                    backlog,
-                    t.overdue_backlog_max,
-                )
-            )
-    for h in health:
-        stale = t.stale_after_s.get(h.feed, t.feed_stalled_after_s)
-        if feed_stalled(h, stale, t.feed_stalled_after_s):
-            age = h.seconds_since_event
-            out.append(
-                Alert(
-                    f"feed_stalled:{h.feed}",
-                    "feed_stalled",
-                    h.feed,
-                    math.inf if age is None else age,
-                    stale,
-                )
-            )
+    out = _ward_alerts(kpis, t) + _feed_alerts(health, t)
     if dead_letters_recent >= t.dead_letter_spike:
-        out.append(
-            Alert(
-                "dead_letters:city", "dead_letters", CITY, dead_letters_recent, t.dead_letter_spike
-            )
-        )
-    order = {k: i for i, k in enumerate(("feed_stalled", "aqi", "dead_letters", "overdue_backlog"))}
-    out.sort(key=lambda a: (order[a.kind], -a.value, a.subject))
-    return [Alert(a.key, a.kind, a.subject, a.value, a.threshold, acked=a.key in acks) for a in out]
+        out.append(Alert(AlertRef("dead_letters", CITY), dead_letters_recent, t.dead_letter_spike))
+    order = {k: i for i, k in enumerate(KINDS)}
+    out.sort(key=lambda a: (order[a.kind], -a.value, a.ref.subject))
+    return [Alert(a.ref, a.value, a.threshold, acked=a.ref.key in acks) for a in out]
 
 
 def recent_dead_letters(
@@ -142,6 +194,22 @@ def recent_acks(
     return {str(k): v for k, v in rows}
 
 
-def acknowledge(conn: psycopg.Connection[Any], key: str, by: str = "") -> None:
+def acknowledge(conn: psycopg.Connection[Any], alert: AlertRef, by: str = "") -> None:
     """Record an acknowledgement (the reader role may insert into alert_acks, nothing else)."""
-    conn.execute(INSERT_ACK, {"key": key[:200], "by": by[:100]})
+    conn.execute(INSERT_ACK, {"key": alert.key[:200], "by": by[:100]})
+
+
+def read_alerts(
+    conn: psycopg.Connection[Any],
+    kpis: pd.DataFrame,
+    health: Sequence[FeedHealth],
+    now: datetime,
+    config: DashboardConfig,
+    *,
+    as_of: bool = False,
+) -> tuple[Alert, ...]:
+    """The alerts of a snapshot's numbers at `now`: dead letters and acknowledgements read up to
+    `now` (as_of: none after it either), thresholds from the pack's configuration."""
+    dead = recent_dead_letters(conn, now, config.alerts.dead_letter_window_s, as_of=as_of)
+    acks = recent_acks(conn, now, config.alerts.ack_hold_s, as_of=as_of)
+    return tuple(evaluate(kpis, health, dead, acks, Thresholds.of(config)))

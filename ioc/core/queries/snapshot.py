@@ -1,6 +1,4 @@
-"""Query step of the wall view: every KPI per ward and for the city now (or as of an earlier
-time T) and at the same time yesterday, the feeds' health, recent dead letters and
-acknowledgements, in one read."""
+"""Query step of the wall view: its KPIs now (or as of T) and a day before, feed health, alerts."""
 
 from __future__ import annotations
 
@@ -15,11 +13,12 @@ import psycopg
 from ioc.core.aqi import NOWCAST_HOURS
 from ioc.core.health import FeedHealth, read_health
 from ioc.core.queries.air_quality import air_quality_kpis
-from ioc.core.queries.alerts import recent_acks, recent_dead_letters
+from ioc.core.queries.alerts import Alert, read_alerts
 from ioc.core.queries.dossiers import dossier_kpis
 from ioc.core.queries.feedback import feedback_kpis
 from ioc.core.queries.payments import payment_kpis
 from ioc.core.queries.window import HOUR, Window, floor_hour
+from ioc.core.targets import DashboardConfig
 
 DAY: Final = timedelta(days=1)
 
@@ -32,8 +31,7 @@ class WallSnapshot:
     kpis: pd.DataFrame  # index: wards + "city"; one column per KPI of the four feeds
     yesterday: pd.DataFrame  # the same at the same time yesterday (window KPIs and AQI)
     health: tuple[FeedHealth, ...]
-    dead_letters_recent: int
-    acks: dict[str, datetime]
+    alerts: tuple[Alert, ...]  # active at `now`, most severe first, acknowledged ones marked
     live: bool = True  # False: time travel to `now`, with no feed health (only "now" has one)
 
 
@@ -90,36 +88,33 @@ def travel_snapshot(
     conn: psycopg.Connection[Any],
     wards: Sequence[str],
     as_of: datetime,
-    *,
-    dead_letter_window_s: float,
-    ack_hold_s: float,
+    config: DashboardConfig,
 ) -> WallSnapshot:
-    """The wall as of an earlier time T: KPIs at T and at T - 1 day, dead letters and
-    acknowledgements up to T. Feed health is left out: feed_health keeps only the latest state,
-    so how late each feed was at T is not known (the wall says so instead of guessing)."""
+    """The wall as of an earlier time T: KPIs at T and at T - 1 day, alerts from the dead
+    letters and acknowledgements up to T. Feed health is left out (and so are stalled-feed
+    alerts): feed_health keeps only the latest state, so how late each feed was at T is not
+    known (the wall says so instead of guessing)."""
     kpis = all_kpis_as_of(conn, wards, as_of)
     yesterday = all_kpis_as_of(conn, wards, as_of - DAY)
-    dead = recent_dead_letters(conn, as_of, dead_letter_window_s, as_of=True)
-    acks = recent_acks(conn, as_of, ack_hold_s, as_of=True)
-    return WallSnapshot(as_of, kpis, yesterday, (), dead, acks, live=False)
+    alerts = read_alerts(conn, kpis, (), as_of, config, as_of=True)
+    return WallSnapshot(as_of, kpis, yesterday, (), alerts, live=False)
 
 
 def wall_snapshot(
     conn: psycopg.Connection[Any],
     wards: Sequence[str],
     now: datetime,
+    config: DashboardConfig,
     *,
-    dead_letter_window_s: float,
-    ack_hold_s: float,
     yesterday: pd.DataFrame | None = None,
     air_quality: pd.DataFrame | None = None,
 ) -> WallSnapshot:
-    """Everything the wall needs; `yesterday` and `air_quality` may be passed in when the caller
-    has them cached (see air_quality_fingerprint)."""
+    """Everything the wall needs, its alerts evaluated by `config`'s thresholds; `yesterday`
+    and `air_quality` may be passed in when the caller has them cached (see
+    air_quality_fingerprint)."""
     kpis = all_kpis(conn, wards, now, air_quality)
     if yesterday is None:
         yesterday = all_kpis(conn, wards, now - DAY)
     health = tuple(read_health(conn))
-    dead = recent_dead_letters(conn, now, dead_letter_window_s)
-    acks = recent_acks(conn, now, ack_hold_s)
-    return WallSnapshot(now, kpis, yesterday, health, dead, acks)
+    alerts = read_alerts(conn, kpis, health, now, config)
+    return WallSnapshot(now, kpis, yesterday, health, alerts)

@@ -8,7 +8,7 @@ from typing import Any, Final
 import psycopg
 
 from ioc.core.contracts import AirQualityEvent
-from ioc.core.feeds import BY_NAME, Feed
+from ioc.core.feeds import AIR_QUALITY, Feed
 from streams.ingest.storage import insert_expecting_new, plain_insert, stage_rows
 from streams.ingest.writers.base import Accepted, WriteResult
 
@@ -86,7 +86,7 @@ class AirQualityWriter:
 
     @property
     def feed(self) -> Feed:
-        return BY_NAME["air_quality"]
+        return AIR_QUALITY
 
     @property
     def staging(self) -> tuple[str, ...]:

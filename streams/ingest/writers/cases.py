@@ -13,7 +13,7 @@ import psycopg
 from psycopg import sql
 
 from ioc.core.contracts.transitions import CaseEvent, CaseHistory, Lifecycle
-from ioc.core.feeds import BY_NAME, Feed
+from ioc.core.feeds import Feed
 from streams.ingest.storage import add_to_rollup, insert_new_from_stage, stage_rows, upsert_rows
 from streams.ingest.writers.base import Accepted, WriteResult
 from streams.transport.source import DeadLetter
@@ -27,7 +27,7 @@ Increments = Mapping[tuple[object, ...], Mapping[str, float | int]]
 class CaseFeedSpec(Generic[E]):
     """How one case feed maps onto its tables; rows are in `event_columns` order."""
 
-    feed_name: str
+    feed: Feed
     event_type: type[E]
     events_table: str
     event_columns: tuple[str, ...]
@@ -56,7 +56,7 @@ class CaseWriter(Generic[E]):
 
     @property
     def feed(self) -> Feed:
-        return BY_NAME[self.spec.feed_name]
+        return self.spec.feed
 
     @property
     def staging(self) -> tuple[str, ...]:

@@ -9,6 +9,7 @@ from typing import Any, Final
 
 from ioc.core.contracts import DossierEvent, dossier_outcome
 from ioc.core.contracts.transitions import DOSSIER_LIFECYCLE
+from ioc.core.feeds import DOSSIERS
 from streams.ingest.writers.cases import CaseFeedSpec, CaseWriter
 
 EVENT_COLUMNS: Final = (
@@ -134,7 +135,7 @@ def rollup_increments(
 
 WRITER: Final = CaseWriter(
     CaseFeedSpec(
-        feed_name="dossiers",
+        feed=DOSSIERS,
         event_type=DossierEvent,
         events_table="dossier_events",
         event_columns=EVENT_COLUMNS,

@@ -8,6 +8,7 @@ from typing import Any, Final
 
 from ioc.core.contracts import FeedbackEvent
 from ioc.core.contracts.transitions import FEEDBACK_LIFECYCLE
+from ioc.core.feeds import FEEDBACK
 from streams.ingest.writers.cases import CaseFeedSpec, CaseWriter
 
 EVENT_COLUMNS: Final = (
@@ -121,7 +122,7 @@ def rollup_increments(
 
 WRITER: Final = CaseWriter(
     CaseFeedSpec(
-        feed_name="feedback",
+        feed=FEEDBACK,
         event_type=FeedbackEvent,
         events_table="feedback_events",
         event_columns=EVENT_COLUMNS,

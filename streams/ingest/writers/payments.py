@@ -8,7 +8,7 @@ from typing import Any, Final
 import psycopg
 
 from ioc.core.contracts import PUBLIC_COUNTER_TYPES, PaymentEvent
-from ioc.core.feeds import BY_NAME, Feed
+from ioc.core.feeds import PAYMENTS, Feed
 from streams.ingest.storage import insert_expecting_new, plain_insert, stage_rows
 from streams.ingest.writers.base import Accepted, WriteResult
 
@@ -108,7 +108,7 @@ class PaymentWriter:
 
     @property
     def feed(self) -> Feed:
-        return BY_NAME["payments"]
+        return PAYMENTS
 
     @property
     def staging(self) -> tuple[str, ...]:

@@ -11,9 +11,7 @@ from streams.ingest.writers.base import FeedWriter
 
 WRITERS: Final[Mapping[str, FeedWriter]] = MappingProxyType(
     {
-        "dossiers": dossiers.WRITER,
-        "payments": payments.WRITER,
-        "feedback": feedback.WRITER,
-        "air_quality": air_quality.WRITER,
+        w.feed.name: w
+        for w in (dossiers.WRITER, payments.WRITER, feedback.WRITER, air_quality.WRITER)
     }
 )

@@ -1,9 +1,4 @@
-"""Simulator step of the data path: the one simulated clock that paces emission.
-
-Modes: real time (speed 1), accelerated (speed N: N simulated seconds per wall second) and as
-fast as possible (speed None) for backfilling history. Generation never reads this clock; only
-emission waits on it, so output is the same in every mode.
-"""
+"""The one pacing clock: emission follows stream time scaled by a speed (simulators and replay)."""
 
 from __future__ import annotations
 
@@ -12,15 +7,21 @@ import time
 from collections.abc import Callable
 
 # Sleep in slices so that a stop request and the progress line are never held up for long.
-_MAX_SLICE = 0.25
+_MAX_SLICE_S = 0.25
 
 
-class SimClock:
-    """Simulated time = start + (wall seconds since the clock started) x speed."""
+class PacingClock:
+    """Stream time = start + (wall seconds since the clock was made) x speed, in epoch seconds.
+
+    Modes: real time (speed 1), accelerated (speed N: N stream seconds per wall second) and as
+    fast as possible (speed None) for backfilling history or replaying at once. What is emitted
+    never depends on this clock, only when, so output is the same in every mode. monotonic and
+    sleep are seams for tests.
+    """
 
     def __init__(
         self,
-        start: int,
+        start: float,
         speed: float | None,
         *,
         monotonic: Callable[[], float] = time.monotonic,
@@ -37,28 +38,44 @@ class SimClock:
 
     @property
     def fast(self) -> bool:
-        """As fast as possible: simulated time jumps to each event."""
+        """As fast as possible: stream time jumps to each item."""
         return self.speed is None
 
     def now(self) -> float:
-        """Current simulated time (epoch seconds)."""
+        """Current stream time (epoch seconds)."""
         if self.speed is None:
             return self._latest
         return self.start + (self._monotonic() - self._wall0) * self.speed
 
+    def elapsed(self) -> float:
+        """Wall seconds since the clock was made."""
+        return self._monotonic() - self._wall0
+
+    def _due(self, t: float, speed: float) -> float:
+        # In wall time: sleeping exactly the difference then lands on it, where stream time
+        # (wall time x speed) could keep a remainder too small to move the wall clock.
+        return self._wall0 + (t - self.start) / speed
+
+    def ahead(self, t: float) -> float:
+        """Wall seconds until stream time t (0 when it is due, or when running flat out)."""
+        if self.speed is None:
+            return 0.0
+        return max(0.0, self._due(t, self.speed) - self._monotonic())
+
     def wait_until(self, t: float, stop: threading.Event | None = None) -> bool:
-        """Block until simulated now >= t; False if `stop` was set while waiting."""
+        """Block until stream time reaches t; False if `stop` was set while waiting."""
         if self.speed is None:
             if t > self._latest:
                 self._latest = t
             return not (stop is not None and stop.is_set())
+        due = self._due(t, self.speed)
         while True:
             if stop is not None and stop.is_set():
                 return False
-            ahead = (t - self.now()) / self.speed
+            ahead = due - self._monotonic()
             if ahead <= 0:
                 return True
-            pause = min(ahead, _MAX_SLICE)
+            pause = min(ahead, _MAX_SLICE_S)
             if stop is not None:
                 stop.wait(pause)
             else:

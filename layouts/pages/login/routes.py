@@ -1,6 +1,4 @@
-"""Callback step's doors: the login page (Vietnamese and English, in the dashboard's style),
-logout, and the one-time exchange of a wall-display token for a session cookie. Plain Flask
-routes - no Dash, no inline scripts - so they work under the strict CSP."""
+"""Routes of the doors: login, logout, a wall display's token exchange (plain Flask, strict CSP)."""
 
 from __future__ import annotations
 
@@ -11,13 +9,13 @@ from typing import Final
 
 from flask import Flask, Response, g, redirect, request
 from flask.typing import ResponseReturnValue
-from markupsafe import escape
 from werkzeug.wrappers import Response as BaseResponse
 
 from ioc.core.auth import sessions, tokens, users
 from ioc.core.auth.passwords import verify_password
-from layouts.data import DATA_ERRORS
+from layouts.data import DATABASE_GONE
 from layouts.i18n import Lang, lang_of, t
+from layouts.pages.login.view import page, refused_display
 from layouts.security import (
     CSRF_COOKIE,
     SESSION_COOKIE,
@@ -34,39 +32,6 @@ DISPLAY_KEY: Final = "display-token"  # the limiter's user key for token guesses
 
 def _lang() -> Lang:
     return lang_of(request.args.get("lang") or request.form.get("lang"))
-
-
-def page(
-    city: str, lang: Lang, csrf: str, next_path: str, error: str = "", status: int = 200
-) -> Response:
-    """The login form; every value is escaped."""
-    other: Lang = "en" if lang == "vi" else "vi"
-    nxt = escape(next_path)
-    message = f'<p class="login-error" role="alert">{escape(error)}</p>' if error else ""
-    html = f"""<!doctype html>
-<html lang="{lang}"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{escape(t("login.title", lang))} · IOC {escape(city)}</title>
-<link rel="stylesheet" href="/assets/ioc.css"><link rel="stylesheet" href="/assets/ioc_login.css">
-</head><body class="login-body">
-<main class="login-card">
-<div class="city">{escape(city)}</div>
-<h1 class="app-title">{escape(t("app.title", lang))}</h1>
-<form method="post" action="/login" class="login-form">
-<input type="hidden" name="csrf" value="{escape(csrf)}">
-<input type="hidden" name="next" value="{nxt}">
-<input type="hidden" name="lang" value="{lang}">
-<label>{escape(t("login.user", lang))}
-<input name="username" autocomplete="username" required maxlength="64" autofocus></label>
-<label>{escape(t("login.password", lang))}
-<input name="password" type="password" autocomplete="current-password" required
- maxlength="1024"></label>
-{message}
-<button type="submit" class="login-submit">{escape(t("login.submit", lang))}</button>
-</form>
-<a class="login-lang" href="/login?lang={other}&amp;next={nxt}">{escape(t("lang.toggle", lang))}</a>
-</main></body></html>"""
-    return Response(html, status=status, mimetype="text/html")
 
 
 def _form(city: str, lang: Lang, next_path: str, error: str = "", status: int = 200) -> Response:
@@ -143,7 +108,7 @@ def login_post(city: str) -> ResponseReturnValue:
             secret, _csrf = sessions.create_session(
                 conn, expires_at=until, ip=ip, user_id=record.user_id
             )
-    except DATA_ERRORS:
+    except DATABASE_GONE:
         return _form(city, lang, next_path, t("login.unavailable", lang), 503)
     gate.limiter.succeeded(ip, username)
     gate.audit("login", "ok", actor=record.principal.name, detail={"role": record.principal.role})
@@ -161,7 +126,7 @@ def logout_post() -> ResponseReturnValue:
         try:
             with gate.connection() as conn:
                 sessions.end_session(conn, secret)
-        except DATA_ERRORS:
+        except DATABASE_GONE:
             pass  # the cookie is cleared below; the row expires by itself
         gate.forget(secret)
         gate.audit("logout", "ok", actor=getattr(who, "name", ""))
@@ -175,15 +140,7 @@ def display_get(city: str) -> ResponseReturnValue:
     gate = gate_of(_server())
     lang = _lang()
     ip = client_ip()
-    invalid = Response(
-        f"<!doctype html><title>IOC {escape(city)}</title>"
-        '<link rel="stylesheet" href="/assets/ioc.css">'
-        '<link rel="stylesheet" href="/assets/ioc_login.css">'
-        f'<body class="login-body"><main class="login-card"><div class="city">{escape(city)}</div>'
-        f'<p class="login-error">{escape(t("display.invalid", lang))}</p></main></body>',
-        status=403,
-        mimetype="text/html",
-    )
+    invalid = refused_display(city, lang)
     wait = gate.limiter.retry_after(ip, DISPLAY_KEY)
     if wait > 0:
         gate.audit("display", "limited")
@@ -200,7 +157,7 @@ def display_get(city: str) -> ResponseReturnValue:
             secret, _csrf = sessions.create_session(
                 conn, expires_at=token.expires_at, ip=ip, token_id=token.token_id
             )
-    except DATA_ERRORS:
+    except DATABASE_GONE:
         return Response(t("login.unavailable", lang), status=503, mimetype="text/plain")
     gate.audit("display", "ok", actor=token.name)
     # The token leaves the address bar at once; the screen keeps only the cookie.

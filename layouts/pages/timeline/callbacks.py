@@ -1,14 +1,15 @@
-"""Callback step of time travel: the timeline's thin callbacks - its range from the stored
-history, the state machine of slider, Live and Play, and the header's "viewing" statement.
-The wall view and the ward page read the viewed time from the AS_OF store."""
+"""Callbacks of the timeline: its range from the stored history, slider/Live/Play, its labels."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Final
 
 from dash import Dash, Input, Output, State, ctx, no_update
 
-from layouts.components.timeline import (
+from layouts.data import DataSource, Unavailable
+from layouts.i18n import lang_of, t
+from layouts.pages.timeline.ids import (
     AS_OF,
     BAR,
     LIVE,
@@ -23,12 +24,9 @@ from layouts.components.timeline import (
     SPEED,
     SPEED_LABEL,
     VIEWING,
-    range_options,
-    speed_options,
 )
-from layouts.data import DataSource, Unavailable
-from layouts.i18n import lang_of, t
-from layouts.timeline_view import (
+from layouts.pages.timeline.layout import range_options, speed_options
+from layouts.pages.timeline.view import (
     Playback,
     control,
     main_trigger,
@@ -38,16 +36,52 @@ from layouts.timeline_view import (
     slider_range,
     viewing_label,
 )
+from layouts.registry import Registered, callback, registered
+from layouts.shell.ids import LANG, ROOT
 
-LANG = "lang"  # the app's language store
-ROOT = "app-root"  # the app's outer element, marked while time-travelling
-TRIGGERS = {SLIDER: "slider", LIVE: "live", PLAY: "play", PLAY_TICK: "tick"}
+TRIGGERS: Final = {SLIDER: "slider", LIVE: "live", PLAY: "play", PLAY_TICK: "tick"}
+CONTROL: Final = (
+    Output(AS_OF, "data"),
+    Output(SLIDER, "value"),
+    Output(PLAYBACK, "data"),
+    Output(PLAY_TICK, "disabled"),
+    Input(SLIDER, "value"),
+    Input(LIVE, "n_clicks"),
+    Input(PLAY, "n_clicks"),
+    Input(PLAY_TICK, "n_intervals"),
+    Input(SPAN, "data"),
+    State(AS_OF, "data"),
+    State(PLAYBACK, "data"),
+    State(RANGE, "value"),
+    State(SPEED, "value"),
+)
+LABELS: Final = (
+    Output(VIEWING, "children"),
+    Output(VIEWING, "className"),
+    Output(BAR, "className"),
+    Output(ROOT, "className"),
+    Output(LIVE, "children"),
+    Output(PLAY, "children"),
+    Output(RANGE_LABEL, "children"),
+    Output(SPEED_LABEL, "children"),
+    Output(RANGE, "options"),
+    Output(SPEED, "options"),
+    Input(AS_OF, "data"),
+    Input(PLAYBACK, "data"),
+    Input(LANG, "data"),
+)
 
 
-def register(app: Dash, data: DataSource) -> None:
-    """The timeline's callbacks, bound to this app and its data source."""
+def register(app: Dash, data: DataSource) -> Registered:
+    """The timeline's callbacks on this app and data source; anyone who may view calls them."""
+    return registered(
+        app, {_span(app, data): "view", _control(app, data): "view", _labels(app, data): "view"}
+    )
 
-    @app.callback(
+
+def _span(app: Dash, data: DataSource) -> Callable[..., Any]:
+    @callback(
+        app,
         Output(SPAN, "data"),
         Output(SLIDER, "min"),
         Output(SLIDER, "max"),
@@ -63,22 +97,11 @@ def register(app: Dash, data: DataSource) -> None:
         marks = slider_marks(rng, lang_of(lang_raw))
         return {"low": rng.low, "high": rng.high}, rng.low, rng.high, marks
 
-    @app.callback(
-        Output(AS_OF, "data"),
-        Output(SLIDER, "value"),
-        Output(PLAYBACK, "data"),
-        Output(PLAY_TICK, "disabled"),
-        Input(SLIDER, "value"),
-        Input(LIVE, "n_clicks"),
-        Input(PLAY, "n_clicks"),
-        Input(PLAY_TICK, "n_intervals"),
-        Input(SPAN, "data"),
-        State(AS_OF, "data"),
-        State(PLAYBACK, "data"),
-        State(RANGE, "value"),
-        State(SPEED, "value"),
-        prevent_initial_call=True,
-    )
+    return span
+
+
+def _control(app: Dash, data: DataSource) -> Callable[..., Any]:
+    @callback(app, *CONTROL, prevent_initial_call=True)
     def timeline(
         picked: Any,
         _live: Any,
@@ -104,21 +127,11 @@ def register(app: Dash, data: DataSource) -> None:
         )
         return out.as_of, out.slider, out.playback.to_store(), out.timer_disabled
 
-    @app.callback(
-        Output(VIEWING, "children"),
-        Output(VIEWING, "className"),
-        Output(BAR, "className"),
-        Output(ROOT, "className"),
-        Output(LIVE, "children"),
-        Output(PLAY, "children"),
-        Output(RANGE_LABEL, "children"),
-        Output(SPEED_LABEL, "children"),
-        Output(RANGE, "options"),
-        Output(SPEED, "options"),
-        Input(AS_OF, "data"),
-        Input(PLAYBACK, "data"),
-        Input(LANG, "data"),
-    )
+    return timeline
+
+
+def _labels(app: Dash, data: DataSource) -> Callable[..., Any]:
+    @callback(app, *LABELS)
     def labels(as_of_raw: Any, playback_raw: Any, lang_raw: Any) -> tuple[Any, ...]:
         lang = lang_of(lang_raw)
         as_of = parse_as_of(as_of_raw, data.clock())
@@ -136,3 +149,5 @@ def register(app: Dash, data: DataSource) -> None:
             range_options(lang),
             speed_options(lang),
         )
+
+    return labels

@@ -1,14 +1,15 @@
-"""Callback step of the wall view: pure builders from a snapshot (or an outage) to everything a
-refresh sends, and the KPI rotation's state machine."""
+"""Pure builders of the wall: a snapshot (or an outage) to a refresh's outputs; KPI rotation."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from dash import no_update
+
+from ioc.core.auth.principals import Principal
 from ioc.core.citypack import CityPack
-from ioc.core.queries.alerts import Thresholds, evaluate
 from ioc.core.queries.snapshot import WallSnapshot
 from ioc.core.queries.window import floor_hour
 from ioc.core.targets import DashboardConfig
@@ -18,7 +19,7 @@ from layouts.components.tiles import TileText, tile_texts
 from layouts.data import Unavailable
 from layouts.i18n import Lang, fmt_time, t
 from layouts.kpis import BY_KEY, SPECS, STALE
-from layouts.timeline_view import fmt_moment
+from layouts.pages.timeline.view import fmt_moment
 
 
 @dataclass(frozen=True)
@@ -34,14 +35,19 @@ class WallView:
     banner_class: str
 
 
-def thresholds(config: DashboardConfig) -> Thresholds:
-    a = config.alerts
-    return Thresholds(
-        aqi_min=a.aqi_min,
-        overdue_backlog_max=a.overdue_backlog_max,
-        feed_stalled_after_s=a.feed_stalled_after_s,
-        stale_after_s=config.stale_after_s,
-        dead_letter_spike=a.dead_letter_spike,
+def _outage(since: Unavailable, wards: list[str], kpi: str, lang: Lang) -> WallView:
+    spec = BY_KEY.get(kpi, SPECS[0])
+    values = dict.fromkeys(wards, float("nan"))
+    hideout = map_hideout(spec, values, stale=True)
+    hideout["colours"] = dict.fromkeys(wards, STALE)
+    return WallView(
+        hideout=hideout,
+        legend=legend(spec, values, True, lang),
+        tiles=None,
+        health=None,
+        alerts=None,
+        banner=t("wall.unavailable", lang, time=fmt_time(since.since)),
+        banner_class="banner is-down",
     )
 
 
@@ -55,32 +61,14 @@ def build_wall(
     """The wall's outputs; an outage greys the map and says since when data is missing. A
     snapshot of the past (time travel) shows no feed health, so nothing is greyed as stale,
     and its alerts cannot be acknowledged."""
-    spec = BY_KEY.get(kpi, SPECS[0])
     wards = [w.code for w in pack.wards]
     if isinstance(snapshot, Unavailable):
-        values = dict.fromkeys(wards, float("nan"))
-        hideout = map_hideout(spec, values, stale=True)
-        hideout["colours"] = dict.fromkeys(wards, STALE)
-        return WallView(
-            hideout=hideout,
-            legend=legend(spec, values, True, lang),
-            tiles=None,
-            health=None,
-            alerts=None,
-            banner=t("wall.unavailable", lang, time=fmt_time(snapshot.since)),
-            banner_class="banner is-down",
-        )
+        return _outage(snapshot, wards, kpi, lang)
+    spec = BY_KEY.get(kpi, SPECS[0])
     live = snapshot.live
     stale = stale_feeds(snapshot.health, config.stale_after_s) if live else frozenset()
     values = ward_values(snapshot.kpis, spec.key, wards)
     is_stale = spec.feed in stale
-    alerts = evaluate(
-        snapshot.kpis,
-        snapshot.health,
-        snapshot.dead_letters_recent,
-        snapshot.acks,
-        thresholds(config),
-    )
     return WallView(
         hideout=map_hideout(spec, values, is_stale),
         legend=legend(spec, values, is_stale, lang),
@@ -90,13 +78,36 @@ def build_wall(
             if live
             else travel_note(fmt_time(floor_hour(snapshot.now)), lang)
         ),
-        alerts=alert_list(alerts, pack, lang, can_ack=live),
+        alerts=alert_list(snapshot.alerts, pack, lang, can_ack=live),
         banner=(
             t("wall.as_of", lang, time=fmt_time(snapshot.now, seconds=True))
             if live
             else t("tt.viewing", lang, time=fmt_moment(snapshot.now))
         ),
         banner_class="banner is-up" if live else "banner is-up is-travel",
+    )
+
+
+def refresh_outputs(view: WallView, tiles: Sequence[str], who: Principal) -> tuple[Any, ...]:
+    """A refresh's outputs in the callback's order, for the tiles the page lists; a scoped
+    caller's map gets colours for its own wards only."""
+    hideout = view.hideout
+    if not who.city_wide:
+        colours = {k: v for k, v in hideout["colours"].items() if who.sees(k)}
+        hideout = {**hideout, "colours": colours}
+    keep = [no_update] * len(tiles)
+    texts = view.tiles
+    return (
+        hideout,
+        view.legend,
+        keep if texts is None else [texts[k].value for k in tiles],
+        keep if texts is None else [texts[k].trend for k in tiles],
+        keep if texts is None else [texts[k].target for k in tiles],
+        ["tile stale"] * len(tiles) if texts is None else [texts[k].class_name for k in tiles],
+        no_update if view.health is None else view.health,
+        no_update if view.alerts is None else view.alerts,
+        view.banner,
+        view.banner_class,
     )
 
 

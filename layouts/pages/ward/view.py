@@ -1,22 +1,27 @@
-"""Callback step of the ward page: pure builders from a WardDetail to the KPI table, charts,
-overdue lists and the CSV export of exactly what is shown."""
+"""Pure builders of the ward page: a WardDetail to its KPI table, charts and overdue lists."""
 
 from __future__ import annotations
 
-import csv
-import io
 import math
+from datetime import datetime
 from typing import Any, Final
 
 import pandas as pd
 from dash import html
 
 from ioc.core.citypack import CityPack
-from ioc.core.contracts import VN_TZ
-from ioc.core.feeds import FEED_NAMES
 from ioc.core.queries.ward import WardDetail
-from layouts.i18n import Lang, enum_label, fmt_date, fmt_datetime, fmt_duration, fmt_number, t
+from layouts.i18n import (
+    Lang,
+    enum_label,
+    fmt_date,
+    fmt_datetime,
+    fmt_duration,
+    fmt_time,
+    t,
+)
 from layouts.kpis import SPECS, fmt_value
+from layouts.pages.timeline.view import fmt_moment
 
 BG: Final = "#141a26"
 INK: Final = "#e8edf5"
@@ -30,7 +35,20 @@ SERIES_LINES: Final = {
 }
 
 
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+def status_text(as_of: datetime | None, now: datetime, lang: Lang) -> str:
+    """The page's "as of" line: the refresh time live, the viewed time when time-travelling."""
+    if as_of is None:
+        return t("wall.as_of", lang, time=fmt_time(now, seconds=True))
+    return t("tt.viewing", lang, time=fmt_moment(as_of))
+
+
+def status_line(as_of: datetime | None, now: datetime, lang: Lang) -> Any:
+    """status_text as the page shows it: marked while time-travelling."""
+    text = status_text(as_of, now, lang)
+    return text if as_of is None else html.Span(text, className="travel-status")
+
+
+def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return [{str(k): v for k, v in row.items()} for row in frame.to_dict("records")]
 
 
@@ -190,7 +208,7 @@ def overdue_rows(detail: WardDetail, lang: Lang) -> tuple[list[list[str]], list[
             fmt_datetime(r["due_at"], lang),
             fmt_duration((now - r["due_at"]).total_seconds(), lang),
         ]
-        for r in _records(detail.overdue_dossiers)
+        for r in records(detail.overdue_dossiers)
     ]
     feedback = [
         [
@@ -201,7 +219,7 @@ def overdue_rows(detail: WardDetail, lang: Lang) -> tuple[list[list[str]], list[
             fmt_datetime(r["due_at"], lang),
             fmt_duration((now - r["due_at"]).total_seconds(), lang),
         ]
-        for r in _records(detail.overdue_feedback)
+        for r in records(detail.overdue_feedback)
     ]
     return dossiers, feedback
 
@@ -224,56 +242,3 @@ def overdue_lists(detail: WardDetail, lang: Lang) -> tuple[Any, Any]:
         )
     ]
     return _list(d_head, dossiers, lang), _list(f_head, feedback, lang)
-
-
-def export_csv(detail: WardDetail, lang: Lang) -> str:
-    """What the page shows, as one CSV in long form: section, item, detail, value(s). The first
-    row says when the figures are of: live (read now) or as of a time in the past."""
-    buf = io.StringIO()
-    out = csv.writer(buf)
-    out.writerow(["section", "item", "detail", "ward", "city"])
-    mode = "live" if detail.live else "time_travel"
-    out.writerow(["as_of", detail.now.astimezone(VN_TZ).isoformat(), mode, detail.ward, ""])
-    for feed, name, ward, city in kpi_rows(detail, lang):
-        out.writerow(["kpi", name, feed, ward, city])
-    for feed in FEED_NAMES:
-        frame = detail.series[feed]
-        stamps = pd.DatetimeIndex(frame.index).tz_convert("Asia/Ho_Chi_Minh")
-        for ts, row in zip(stamps, _records(frame), strict=True):
-            stamp = ts.isoformat()
-            for column in SERIES_LINES[feed]:
-                out.writerow(
-                    [f"series.{feed}", column, stamp, fmt_number(row[column], lang, 0), ""]
-                )
-    for r in _records(detail.dossiers_by):
-        out.writerow(
-            [
-                "dossiers_by_field_channel",
-                enum_label(str(r["procedure_field"]), lang),
-                enum_label(str(r["channel"]), lang),
-                int(r["count"]),
-                "",
-            ]
-        )
-    for r in _records(detail.payments_by):
-        out.writerow(
-            [
-                "payments_by_channel",
-                enum_label(str(r["channel"]), lang),
-                "count",
-                int(r["count"]),
-                "",
-            ]
-        )
-    for r in _records(detail.feedback_by):
-        out.writerow(
-            ["feedback_by_category", enum_label(str(r["category"]), lang), "", int(r["count"]), ""]
-        )
-    for r in _records(detail.aqi_by):
-        out.writerow(["aqi_by_pollutant", str(r["pollutant"]), "", int(r["sub_index"]), ""])
-    late_dossiers, late_feedback = overdue_rows(detail, lang)
-    for line in late_dossiers:
-        out.writerow(["overdue_dossiers", line[0], " | ".join(line[1:]), "", ""])
-    for line in late_feedback:
-        out.writerow(["overdue_feedback", line[0], " | ".join(line[1:]), "", ""])
-    return buf.getvalue()

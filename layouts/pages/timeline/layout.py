@@ -1,6 +1,4 @@
-"""Callback step: the time-travel timeline's components and ids - the slider over the stored
-history, Live and Play buttons, playback range and speed, the header's "viewing" badge, and
-the stores that carry the viewed time to the wall view and the ward page."""
+"""Layout of the timeline: slider, Live, Play, range and speed, the header's "viewing" badge."""
 
 from __future__ import annotations
 
@@ -9,22 +7,31 @@ from typing import Any, Final
 from dash import dcc, html
 
 from layouts.i18n import Lang, t
-from layouts.timeline_view import DEFAULT_RANGE, DEFAULT_SPEED, FRAME_MS, RANGES, SPEEDS, STEP_S
+from layouts.pages.timeline.ids import (
+    AS_OF,
+    BAR,
+    LIVE,
+    PLAY,
+    PLAY_TICK,
+    PLAYBACK,
+    RANGE,
+    RANGE_LABEL,
+    SLIDER,
+    SPAN,
+    SPAN_TICK,
+    SPEED,
+    SPEED_LABEL,
+    VIEWING,
+)
+from layouts.pages.timeline.view import (
+    DEFAULT_RANGE,
+    DEFAULT_SPEED,
+    FRAME_MS,
+    RANGES,
+    SPEEDS,
+    STEP_S,
+)
 
-BAR: Final = "tt-bar"
-SLIDER: Final = "tt-slider"
-LIVE: Final = "tt-live"
-PLAY: Final = "tt-play"
-RANGE: Final = "tt-range"
-SPEED: Final = "tt-speed"
-RANGE_LABEL: Final = "tt-range-label"
-SPEED_LABEL: Final = "tt-speed-label"
-VIEWING: Final = "tt-viewing"
-AS_OF: Final = "tt-as-of"  # store: None = live, else the viewed time (epoch seconds)
-PLAYBACK: Final = "tt-playback"  # store: Playback.to_store()
-SPAN: Final = "tt-span"  # store: the slider's range {low, high}
-SPAN_TICK: Final = "tt-span-tick"
-PLAY_TICK: Final = "tt-play-tick"
 SPAN_REFRESH_MS: Final = 60_000
 
 

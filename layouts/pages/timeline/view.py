@@ -1,5 +1,4 @@
-"""Callback step of time travel: pure parts of the timeline - the selected time (checked and
-snapped), the slider's range and marks, the header's label, and playback's state machine."""
+"""Pure parts of the timeline: the viewed time checked and snapped, range, marks, playback."""
 
 from __future__ import annotations
 

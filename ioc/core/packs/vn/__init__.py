@@ -1,0 +1,1 @@
+"""National pack data (map step): communes, provinces, lineage, corrections, schematic shapes."""

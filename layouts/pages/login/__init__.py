@@ -1,0 +1,1 @@
+"""The doors (/login, /logout, /display): plain Flask pages outside Dash, in the wall's style."""

@@ -1,0 +1,1 @@
+"""Time travel: the timeline bar under the header, whose viewed time every page reads."""
