@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from ioc.app.demo.plan import Interval, Pass, Plan, merge
+from ioc.core.pacing import PacingClock
 from ioc.core.sinks import Sink
 from simulators.core import Item
 from streams.transport.bus import Bus
@@ -132,30 +133,26 @@ class CountingSink:
 
 
 class LiveClock:
-    """Wall time until the live part starts; then start + elapsed x speed (speed 1: wall time)."""
+    """Wall time until the live part starts; from then on the one PacingClock, started at that
+    wall time (speed 1: wall time, speed N: N simulated seconds per wall second)."""
 
     def __init__(self, speed: float = 1.0, wall: Callable[[], float] = time.time) -> None:
         if not speed > 0:
             raise ValueError("speed must be positive")
         self.speed = speed
         self._wall = wall
-        self._origin: tuple[float, float] | None = None
+        self._pacing: PacingClock | None = None
 
     def begin(self) -> None:
-        if self._origin is None:
-            now = self._wall()
-            self._origin = (now, now)
+        if self._pacing is None:
+            self._pacing = PacingClock(self._wall(), self.speed, monotonic=self._wall)
 
     def utc_now(self) -> datetime:
         """now() as an aware datetime (the dashboard's clock)."""
         return datetime.fromtimestamp(self.now(), UTC)
 
     def now(self) -> float:
-        wall = self._wall()
-        if self._origin is None:
-            return wall
-        sim0, wall0 = self._origin
-        return sim0 + (wall - wall0) * self.speed
+        return self._wall() if self._pacing is None else self._pacing.now()
 
 
 @dataclass
